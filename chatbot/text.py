@@ -1,0 +1,156 @@
+"""Text normalisation, reproducing how the official UDC v2 files were preprocessed.
+
+The UDC v2 generator (``generate.sh -t -s -l``) tokenised each row with NLTK's
+``word_tokenize``, then Snowball-stemmed every token (which also lower-cases it), then
+lemmatised the stem with WordNet as a verb (``is`` -> ``be``). The order matters: stemming
+comes first, so ``anyone`` -> ``anyon`` and ``used`` -> ``use``.
+
+Three modes are offered; a model artifact records which one it was trained with:
+
+* ``udc``: tokenise + stem + lemmatise, as the official files (needs WordNet data).
+* ``tokenize``: tokenise + lower-case (no external data), for corpora such as chitchat.
+* ``none``: split on whitespace; text is assumed to be normalised already.
+
+Example:
+    >>> Normalizer("tokenize").normalize("Hello, World!")
+    'hello , world !'
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+from nltk.stem.snowball import SnowballStemmer
+from nltk.tokenize import NLTKWordTokenizer
+from nltk.tokenize.punkt import PunktSentenceTokenizer
+
+EOU = "__eou__"  # end of utterance
+EOT = "__eot__"  # end of turn
+MARKERS = frozenset({EOU, EOT})
+
+NormalizationMode = Literal["udc", "tokenize", "none"]
+MODES: tuple[str, ...] = ("udc", "tokenize", "none")
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+@functools.cache
+def _sentence_splitter() -> PunktSentenceTokenizer:
+    # An untrained Punkt model needs no downloaded data; it misses only the trained English
+    # abbreviation list, which matters little for chat text.
+    return PunktSentenceTokenizer()
+
+
+@functools.cache
+def _word_tokenizer() -> NLTKWordTokenizer:
+    return NLTKWordTokenizer()
+
+
+@functools.cache
+def _stemmer() -> SnowballStemmer:
+    return SnowballStemmer("english")
+
+
+def tokenize(text: str) -> list[str]:
+    """Treebank-style tokens, as ``nltk.word_tokenize`` makes them (``doesn't`` -> ``does n't``)."""
+    words = _word_tokenizer()
+    return [tok for sent in _sentence_splitter().tokenize(text) for tok in words.tokenize(sent)]
+
+
+class Normalizer:
+    """Turns raw text into the token form a model was trained on.
+
+    Args:
+        mode: one of ``udc``, ``tokenize``, ``none``.
+
+    Example:
+        >>> Normalizer("none").tokens("a  b")
+        ['a', 'b']
+    """
+
+    def __init__(self, mode: str = "udc") -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown normalisation mode {mode!r}; expected one of {MODES}")
+        self.mode = mode
+        self._lemmatize = None
+        if mode == "udc":
+            from chatbot.wordnet import verb_lemmatizer  # lazy: loads WordNet data
+
+            self._lemmatize = verb_lemmatizer()
+
+    def tokens(self, text: str) -> list[str]:
+        """Normalised tokens of one piece of text (markers such as ``__eou__`` are kept)."""
+        if self.mode == "none":
+            return text.split()
+        out: list[str] = []
+        # Markers must survive tokenisation untouched, so normalise the text between them.
+        for piece in _split_keep_markers(text):
+            if piece in MARKERS:
+                out.append(piece)
+            elif self.mode == "tokenize":
+                out.extend(tok.lower() for tok in tokenize(piece))
+            else:
+                out.extend(self._udc_token(tok) for tok in tokenize(piece))
+        return out
+
+    def _udc_token(self, token: str) -> str:
+        assert self._lemmatize is not None
+        return self._lemmatize(_stemmer().stem(token))
+
+    def normalize(self, text: str) -> str:
+        """Normalised text, tokens joined by single spaces."""
+        return " ".join(self.tokens(text))
+
+    def context(self, turns: Sequence[str | Sequence[str]]) -> str:
+        """A UDC-layout context from turns; a turn is one utterance or a list of them."""
+        return join_turns([[self.normalize(u) for u in _as_list(turn)] for turn in turns])
+
+    def response(self, utterances: str | Sequence[str]) -> str:
+        """A UDC-layout response (one turn) from one utterance or a list of them."""
+        return join_utterances([self.normalize(u) for u in _as_list(utterances)])
+
+
+def _as_list(turn: str | Sequence[str]) -> list[str]:
+    return [turn] if isinstance(turn, str) else list(turn)
+
+
+def _split_keep_markers(text: str) -> Iterable[str]:
+    buf: list[str] = []
+    for word in text.split():
+        if word in MARKERS:
+            if buf:
+                yield " ".join(buf)
+                buf = []
+            yield word
+        else:
+            buf.append(word)
+    if buf:
+        yield " ".join(buf)
+
+
+def clean(text: str) -> str:
+    """Collapses whitespace (tabs and newlines included) to single spaces."""
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def join_utterances(utterances: Iterable[str]) -> str:
+    """``a __eou__ b __eou__``: one speaker's turn in UDC layout."""
+    return " ".join(f"{clean(u)} {EOU}" for u in utterances)
+
+
+def join_turns(turns: Iterable[Iterable[str]]) -> str:
+    """``a __eou__ __eot__ b __eou__ __eot__``: a context in UDC layout."""
+    return " ".join(f"{join_utterances(turn)} {EOT}" for turn in turns)
+
+
+def split_turns(context: str) -> list[str]:
+    """The turns of a UDC-layout context, markers removed, oldest first."""
+    turns = []
+    for chunk in context.split(EOT):
+        words = [w for w in chunk.split() if w != EOU]
+        if words:
+            turns.append(" ".join(words))
+    return turns
