@@ -20,31 +20,30 @@ _REQUIRED = ("index.verb", "verb.exc", "data.verb")
 
 # lexnames(5): file number -> lexicographer file name; the third column is the syntactic
 # category (1 noun, 2 verb, 3 adjective, 4 adverb).
-_LEXNAMES = (
-    ["adj.all", "adj.pert", "adv.all"]
-    + [
-        f"noun.{n}"
-        for n in (
-            "Tops act animal artifact attribute body cognition communication event feeling "
-            "food group location motive object person phenomenon plant possession process "
-            "quantity relation shape state substance time"
-        ).split()
-    ]
-    + [
-        f"verb.{n}"
-        for n in (
-            "body change cognition communication competition consumption contact creation "
-            "emotion motion perception possession social stative weather"
-        ).split()
-    ]
-    + ["adj.ppl"]
+_NOUN_FILES = (
+    "Tops act animal artifact attribute body cognition communication event feeling food group "
+    "location motive object person phenomenon plant possession process quantity relation shape "
+    "state substance time"
 )
+_VERB_FILES = (
+    "body change cognition communication competition consumption contact creation emotion "
+    "motion perception possession social stative weather"
+)
+_LEXNAMES = [
+    "adj.all",
+    "adj.pert",
+    "adv.all",
+    *(f"noun.{n}" for n in _NOUN_FILES.split(" ")),
+    *(f"verb.{n}" for n in _VERB_FILES.split(" ")),
+    "adj.ppl",
+]
 _CATEGORY = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
 
 MISSING_HELP = (
     "the 'udc' normalisation lemmatises with WordNet 3.0, and no WordNet data was found. "
     "Install it with `apt-get install wordnet-base` (Debian/Ubuntu), or point "
-    "CHATBOT_WORDNET_DIR at a folder holding the WordNet 3.0 dict files (index.verb, verb.exc, ...)."
+    "CHATBOT_WORDNET_DIR at a folder holding the WordNet 3.0 dict files "
+    "(index.verb, verb.exc, ...)."
 )
 
 

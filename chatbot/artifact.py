@@ -1,0 +1,200 @@
+"""A model artifact: one directory with everything needed to use a trained dual encoder.
+
+Layout::
+
+    config.json         ModelConfig (hyperparameters and text normalisation)
+    vocab.txt           one word a line; a word's id is its line number
+    model.weights.h5    Keras weights
+    saved_model/        TF SavedModel with serving signatures (TF Serving can load it)
+    manifest.json       format, versions, model version string, SHA-256 of every file
+
+Loading checks the manifest before anything else, so a damaged, truncated or mismatched
+artifact fails with a message that names the file at fault.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import platform
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from chatbot.config import ModelConfig
+from chatbot.encoder import TextEncoder
+from chatbot.model import DualEncoder, build_dual_encoder
+from chatbot.vocab import Vocab
+
+FORMAT = 1
+CONFIG = "config.json"
+VOCAB = "vocab.txt"
+WEIGHTS = "model.weights.h5"
+SAVED_MODEL = "saved_model"
+MANIFEST = "manifest.json"
+
+
+class ArtifactError(RuntimeError):
+    """A model artifact is missing, damaged or does not fit together."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A loaded model artifact."""
+
+    path: Path
+    config: ModelConfig
+    vocab: Vocab
+    model: DualEncoder
+    manifest: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    @property
+    def checksum(self) -> str:
+        """SHA-256 of the weights file: what a response index is tied to."""
+        return str(self.manifest["files"][WEIGHTS])
+
+    def encoder(self, jit_compile: bool = True) -> TextEncoder:
+        return TextEncoder(self.model, self.vocab, self.config, jit_compile=jit_compile)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _export_saved_model(model: DualEncoder, path: Path) -> None:
+    ids = tf.TensorSpec((None, None), tf.int32, name="token_ids")
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "encode_contexts", lambda token_ids: {"vectors": model.encode_contexts(token_ids)}, [ids]
+    )
+    archive.add_endpoint(
+        "encode_responses", lambda token_ids: {"vectors": model.encode_responses(token_ids)}, [ids]
+    )
+    archive.add_endpoint(
+        "score",
+        lambda context_ids, response_ids: {"logits": model((context_ids, response_ids))},
+        [
+            tf.TensorSpec((None, None), tf.int32, name="context_ids"),
+            tf.TensorSpec((None, None), tf.int32, name="response_ids"),
+        ],
+    )
+    archive.write_out(str(path), verbose=False)
+
+
+def save_artifact(
+    path: Path,
+    model: DualEncoder,
+    vocab: Vocab,
+    config: ModelConfig,
+    name: str = "model",
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Writes a complete artifact to ``path`` (replacing it), atomically.
+
+    Args:
+        path: the artifact directory.
+        model: trained dual encoder.
+        vocab: its vocabulary.
+        config: its configuration.
+        name: a short name, the start of the version string.
+        extra: anything else worth keeping in the manifest (training figures, data paths).
+
+    Returns:
+        ``path``.
+    """
+    tmp = path.with_name(path.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    config.save(tmp / CONFIG)
+    vocab.save(tmp / VOCAB)
+    model.save_weights(tmp / WEIGHTS)
+    _export_saved_model(model, tmp / SAVED_MODEL)
+    files = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
+    manifest = {
+        "format": FORMAT,
+        "name": name,
+        "version": f"{name}-{files[WEIGHTS][:12]}",
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "versions": {
+            "python": platform.python_version(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        },
+        "vocab_size": len(vocab),
+        "files": files,
+        **(extra or {}),
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    if path.exists():
+        shutil.rmtree(path)
+    tmp.rename(path)
+    return path
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of the artifact at ``path``, checked against the files it lists."""
+    manifest_path = path / MANIFEST
+    if not path.is_dir():
+        raise ArtifactError(f"{path}: no model artifact here (not a directory)")
+    if not manifest_path.is_file():
+        raise ArtifactError(f"{path}: not a model artifact ({MANIFEST} is missing)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{manifest_path}: damaged ({exc})") from exc
+    if manifest.get("format") != FORMAT:
+        raise ArtifactError(
+            f"{manifest_path}: artifact format {manifest.get('format')!r}, this code reads {FORMAT}"
+        )
+    for rel, expected in manifest.get("files", {}).items():
+        f = path / rel
+        if not f.is_file():
+            raise ArtifactError(f"{path}: {rel} is missing")
+        if sha256_file(f) != expected:
+            raise ArtifactError(f"{path}: {rel} is damaged or was replaced (checksum mismatch)")
+    for required in (CONFIG, VOCAB, WEIGHTS):
+        if required not in manifest.get("files", {}):
+            raise ArtifactError(f"{manifest_path}: does not list {required}")
+    return manifest
+
+
+def load_artifact(path: str | Path) -> Artifact:
+    """Loads and checks the artifact at ``path``; :class:`ArtifactError` says what is wrong."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    try:
+        config = ModelConfig.load(path / CONFIG)
+    except (ValueError, TypeError) as exc:
+        raise ArtifactError(f"{path / CONFIG}: {exc}") from exc
+    vocab = Vocab.load(path / VOCAB)
+    if len(vocab) != manifest.get("vocab_size"):
+        raise ArtifactError(
+            f"{path}: vocab.txt has {len(vocab)} words, manifest says {manifest.get('vocab_size')}"
+        )
+    model = build_dual_encoder(config, vocab_size=len(vocab))
+    try:
+        model.load_weights(path / WEIGHTS)
+    except (ValueError, OSError) as exc:
+        raise ArtifactError(
+            f"{path / WEIGHTS}: does not fit config.json and vocab.txt ({exc})"
+        ) from exc
+    return Artifact(path=path, config=config, vocab=vocab, model=model, manifest=manifest)
+
+
+def load_encoder(path: str | Path, jit_compile: bool = True) -> TextEncoder:
+    """The :class:`TextEncoder` of the artifact at ``path``."""
+    return load_artifact(path).encoder(jit_compile=jit_compile)

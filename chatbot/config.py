@@ -1,0 +1,96 @@
+"""Model configuration: a frozen dataclass saved as JSON beside the weights."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from chatbot.text import MODES
+
+Loss = Literal["binary", "softmax"]
+LOSSES: tuple[str, ...] = ("binary", "softmax")
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], data: dict[str, Any], source: str = "config") -> T:
+    """Builds a dataclass from a dict, rejecting unknown keys with a message naming them."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown {cls.__name__} keys {unknown}; expected {sorted(names)}"
+        )
+    return cls(**data)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyperparameters of the dual encoder and of the text it reads.
+
+    Args:
+        vocab_size: most frequent words kept (plus padding and unknown).
+        min_count: words seen fewer times are unknown.
+        embedding_dim: word-vector size.
+        hidden_size: LSTM units (per direction when bidirectional).
+        bidirectional: run the encoder both ways and concatenate the final states.
+        shared_encoder: one LSTM for contexts and responses (the paper) or two.
+        dropout: on embeddings and encoder outputs, while training.
+        max_context_tokens: contexts keep their LAST tokens, so the latest turns survive.
+        max_response_tokens: responses keep their first tokens.
+        loss: ``binary`` (labelled pairs, the paper's) or ``softmax`` (in-batch negatives).
+        symmetric_loss: with softmax, also rank contexts for each response.
+        normalization: text normalisation applied to raw input (see ``chatbot.text``).
+
+    Example:
+        >>> ModelConfig(hidden_size=8).encoding_dim
+        8
+    """
+
+    vocab_size: int = 30_000
+    min_count: int = 2
+    embedding_dim: int = 100
+    hidden_size: int = 256
+    bidirectional: bool = False
+    shared_encoder: bool = True
+    dropout: float = 0.0
+    max_context_tokens: int = 160
+    max_response_tokens: int = 80
+    loss: str = "binary"
+    symmetric_loss: bool = False
+    normalization: str = "udc"
+
+    def __post_init__(self) -> None:
+        checks = {
+            "vocab_size": self.vocab_size >= 3,
+            "min_count": self.min_count >= 1,
+            "embedding_dim": self.embedding_dim >= 1,
+            "hidden_size": self.hidden_size >= 1,
+            "dropout": 0.0 <= self.dropout < 1.0,
+            "max_context_tokens": self.max_context_tokens >= 1,
+            "max_response_tokens": self.max_response_tokens >= 1,
+            "loss": self.loss in LOSSES,
+            "normalization": self.normalization in MODES,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            values = {name: getattr(self, name) for name in bad}
+            raise ValueError(f"invalid ModelConfig values: {values}")
+
+    @property
+    def encoding_dim(self) -> int:
+        """Size of an encoded context or response."""
+        return self.hidden_size * (2 if self.bidirectional else 1)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    def save(self, path: Path) -> None:
+        path.write_text(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> ModelConfig:
+        return from_dict(cls, json.loads(path.read_text()), source=str(path))

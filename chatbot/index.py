@@ -1,0 +1,133 @@
+"""A pre-encoded response repository: response vectors, their texts, and the model they fit.
+
+Layout::
+
+    vectors.f32.npy   (n, d) float32 response vectors r
+    vectors.f16.npy   the same in float16 (half the memory, for large repositories/GPUs)
+    texts.jsonl       one JSON string a line: the text shown for each vector
+    manifest.json     format, model version and weights checksum, n, dim, file checksums
+
+An index is tied to the model that encoded it: loading it for another model fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chatbot.artifact import Artifact, sha256_file
+
+FORMAT = 1
+VECTORS = "vectors.f32.npy"
+VECTORS_F16 = "vectors.f16.npy"
+TEXTS = "texts.jsonl"
+MANIFEST = "manifest.json"
+
+
+class IndexLoadError(RuntimeError):
+    """A response index is missing, damaged, or belongs to another model."""
+
+
+@dataclass(frozen=True)
+class ResponseIndex:
+    """Response vectors and their texts.
+
+    Example:
+        >>> index = ResponseIndex(np.eye(2, dtype="float32"), ["yes", "no"], {})
+        >>> len(index)
+        2
+    """
+
+    vectors: np.ndarray
+    texts: list[str]
+    manifest: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+
+def save_index(
+    path: Path, vectors: np.ndarray, texts: Sequence[str], artifact: Artifact, source: str = ""
+) -> Path:
+    """Writes an index for ``artifact`` to ``path`` (replacing it) atomically."""
+    if len(vectors) != len(texts):
+        raise ValueError(f"{len(vectors)} vectors but {len(texts)} texts")
+    tmp = path.with_name(path.name + ".part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    np.save(tmp / VECTORS, vectors.astype(np.float32))
+    np.save(tmp / VECTORS_F16, vectors.astype(np.float16))
+    with (tmp / TEXTS).open("w", encoding="utf-8") as f:
+        for text in texts:
+            f.write(json.dumps(text, ensure_ascii=False) + "\n")
+    manifest = {
+        "format": FORMAT,
+        "model_version": artifact.version,
+        "model_checksum": artifact.checksum,
+        "n": len(texts),
+        "dim": int(vectors.shape[1]),
+        "source": source,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "files": {name: sha256_file(tmp / name) for name in (VECTORS, VECTORS_F16, TEXTS)},
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    if path.exists():
+        shutil.rmtree(path)
+    tmp.rename(path)
+    return path
+
+
+def load_index(
+    path: str | Path, artifact: Artifact | None = None, verify: bool = True
+) -> ResponseIndex:
+    """Loads the index at ``path``; with ``artifact``, checks it was built by that model.
+
+    Args:
+        path: the index directory.
+        artifact: the model that will query it.
+        verify: check file checksums (reads every byte once more; off for very large indexes).
+    """
+    path = Path(path)
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise IndexLoadError(f"{path}: not a response index ({MANIFEST} is missing)")
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("format") != FORMAT:
+        raise IndexLoadError(
+            f"{manifest_path}: index format {manifest.get('format')!r}, expected {FORMAT}"
+        )
+    if artifact is not None and manifest.get("model_checksum") != artifact.checksum:
+        raise IndexLoadError(
+            f"{path}: built by model {manifest.get('model_version')}, not by {artifact.version} "
+            f"(re-run `chatbot index --model {artifact.path} ...`)"
+        )
+    for name in (VECTORS, TEXTS):
+        if not (path / name).is_file():
+            raise IndexLoadError(f"{path}: {name} is missing")
+        if verify and sha256_file(path / name) != manifest["files"][name]:
+            raise IndexLoadError(f"{path}: {name} is damaged or was replaced (checksum mismatch)")
+    vectors = np.load(path / VECTORS)
+    with (path / TEXTS).open(encoding="utf-8") as f:
+        texts = [json.loads(line) for line in f]
+    if vectors.shape != (manifest["n"], manifest["dim"]) or len(texts) != manifest["n"]:
+        raise IndexLoadError(
+            f"{path}: holds {vectors.shape} vectors and {len(texts)} texts, manifest says "
+            f"({manifest['n']}, {manifest['dim']})"
+        )
+    if artifact is not None and manifest["dim"] != artifact.model.encoding_dim:
+        raise IndexLoadError(
+            f"{path}: vectors of size {manifest['dim']}, "
+            f"the model encodes {artifact.model.encoding_dim}"
+        )
+    return ResponseIndex(vectors=vectors, texts=texts, manifest=manifest)
