@@ -1,0 +1,104 @@
+"""``chatbot train``: train a dual encoder and write its model artifact."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from chatbot.config import LOSSES, ModelConfig
+from chatbot.text import MODES
+from training.presets import PRESETS
+from training.train import TrainConfig, make_strategy, train
+
+log = logging.getLogger(__name__)
+
+# Flags that override a field of the preset's ModelConfig / TrainConfig.
+_MODEL_FLAGS: dict[str, dict[str, Any]] = {
+    "vocab_size": {"type": int},
+    "min_count": {"type": int},
+    "embedding_dim": {"type": int},
+    "hidden_size": {"type": int},
+    "bidirectional": {"action": argparse.BooleanOptionalAction},
+    "shared_encoder": {"action": argparse.BooleanOptionalAction},
+    "dropout": {"type": float},
+    "max_context_tokens": {"type": int},
+    "max_response_tokens": {"type": int},
+    "loss": {"choices": LOSSES},
+    "symmetric_loss": {"action": argparse.BooleanOptionalAction},
+    "normalization": {"choices": MODES},
+}
+_TRAIN_FLAGS: dict[str, dict[str, Any]] = {
+    "batch_size": {"type": int},
+    "learning_rate": {"type": float},
+    "max_steps": {"type": int},
+    "eval_every": {"type": int},
+    "eval_rows": {"type": int},
+    "checkpoint_every": {"type": int},
+    "patience": {"type": int},
+    "bucketing": {"action": argparse.BooleanOptionalAction},
+    "seed": {"type": int},
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a dual encoder on a UDC-layout train.csv",
+        description="Train a dual-encoder LSTM and write a model artifact directory. "
+        "A preset gives every setting; flags override single ones.",
+    )
+    p.add_argument("--train", type=Path, required=True, help="train.csv (Context,Utterance,Label)")
+    p.add_argument("--valid", type=Path, help="valid.csv (1 true + 9 distractors) for recall@1")
+    p.add_argument("--out", type=Path, required=True, help="model artifact directory to write")
+    p.add_argument("--workdir", type=Path, help="checkpoints and logs (default: OUT.work)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="udc", help="default: udc")
+    p.add_argument("--name", help="artifact name, the start of its version (default: preset)")
+    p.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multi-worker"),
+        default="default",
+        help="tf.distribute strategy: one device, all local GPUs, or workers from TF_CONFIG",
+    )
+    for flags, group_title in ((_MODEL_FLAGS, "model"), (_TRAIN_FLAGS, "training")):
+        group = p.add_argument_group(f"{group_title} settings (override the preset)")
+        for field, kwargs in flags.items():
+            group.add_argument("--" + field.replace("_", "-"), dest=field, default=None, **kwargs)
+    p.set_defaults(func=run)
+
+
+def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
+    """The preset's configs with the flags given on the command line applied."""
+    model_config, train_config = PRESETS[args.preset]
+    model_over = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k) is not None}
+    train_over = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
+    return (
+        dataclasses.replace(model_config, **model_over),
+        dataclasses.replace(train_config, **train_over),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    model_config, train_config = configs_from_args(args)
+    result = train(
+        args.train,
+        args.valid,
+        args.out,
+        model_config,
+        train_config,
+        workdir=args.workdir,
+        resume=args.resume,
+        strategy=make_strategy(args.strategy),
+        name=args.name or args.preset,
+    )
+    log.info(
+        "trained %d steps; best validation R10@1 %.4f at step %d%s",
+        result.steps,
+        result.best_recall_at_1,
+        result.best_step,
+        " (stopped early)" if result.stopped_early else "",
+    )
+    return 0

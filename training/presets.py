@@ -1,0 +1,75 @@
+"""Named configurations: a model and how to train it, chosen with ``--preset``."""
+
+from __future__ import annotations
+
+from chatbot.config import ModelConfig
+from training.train import TrainConfig
+
+PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
+    # Trains in seconds on a CPU: the smoke test and the unit tests' model.
+    "tiny": (
+        ModelConfig(
+            vocab_size=2000,
+            min_count=1,
+            embedding_dim=16,
+            hidden_size=16,
+            max_context_tokens=60,
+            max_response_tokens=30,
+            normalization="tokenize",
+            loss="softmax",
+        ),
+        TrainConfig(
+            batch_size=32,
+            max_steps=40,
+            eval_every=20,
+            eval_rows=100,
+            checkpoint_every=20,
+            shuffle_buffer=1000,
+            log_every=10,
+        ),
+    ),
+    # The embedded default: chitchat conversations, a few minutes on 2 CPU cores.
+    "chitchat": (
+        ModelConfig(
+            vocab_size=12_000,
+            min_count=2,
+            embedding_dim=64,
+            hidden_size=128,
+            max_context_tokens=80,
+            max_response_tokens=40,
+            normalization="tokenize",
+            loss="softmax",
+            symmetric_loss=True,
+        ),
+        TrainConfig(
+            batch_size=128,
+            learning_rate=2e-3,
+            max_steps=1200,
+            eval_every=200,
+            eval_rows=500,
+            checkpoint_every=200,
+            patience=3,
+        ),
+    ),
+    # Lowe et al. (2015) / the seed tutorial, for the full UDC v2.
+    "udc": (
+        ModelConfig(
+            vocab_size=90_000,
+            min_count=5,
+            embedding_dim=100,
+            hidden_size=256,
+            max_context_tokens=160,
+            max_response_tokens=80,
+            normalization="udc",
+            loss="binary",
+        ),
+        TrainConfig(
+            batch_size=256,
+            max_steps=40_000,
+            eval_every=1000,
+            eval_rows=2000,
+            checkpoint_every=1000,
+            patience=5,
+        ),
+    ),
+}

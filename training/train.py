@@ -1,0 +1,407 @@
+"""Training loop: a tf.distribute strategy, checkpoints, resume, validation, early stopping.
+
+The loop is written out (rather than ``model.fit``) because it must checkpoint every N steps
+and resume after a kill, keep the best validation checkpoint, and run unchanged on one
+device, several GPUs (``MirroredStrategy``) or several machines
+(``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``).
+
+Work directory layout (``workdir``)::
+
+    config.json, train.json, vocab.txt    what the run trains (reused on --resume)
+    checkpoints/                          every ``checkpoint_every`` steps (model + optimizer)
+    best.weights.h5                       weights with the best validation recall@1
+    tensorboard/                          loss, recall@1, examples/s
+    history.json, curve.png               the training curve
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from chatbot.artifact import save_artifact
+from chatbot.config import ModelConfig, from_dict
+from chatbot.encoder import TextEncoder
+from chatbot.model import DualEncoder, build_dual_encoder
+from chatbot.vocab import Vocab
+from training.dataset import InputOptions, build_vocab, train_dataset
+from training.evaluate import evaluate
+from training.sources.udc_csv import EvalRow, read_eval_rows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (the model's own are in :class:`ModelConfig`).
+
+    Args:
+        batch_size: global batch size (split across replicas).
+        learning_rate: Adam's step size.
+        max_steps: training steps in all.
+        eval_every: steps between validation runs (recall@1 on the validation file).
+        eval_rows: validation rows used (the first ones of the file).
+        checkpoint_every: steps between checkpoints.
+        patience: validation runs without improvement before stopping early.
+        clip_norm: gradient norm cap.
+        shuffle_buffer: rows held for shuffling.
+        bucketing: length-bucketed batches.
+        seed: initialisation and shuffling seed.
+        log_every: steps between log lines and TensorBoard points.
+    """
+
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    max_steps: int = 2000
+    eval_every: int = 200
+    eval_rows: int = 1000
+    checkpoint_every: int = 200
+    patience: int = 5
+    clip_norm: float = 10.0
+    shuffle_buffer: int = 10_000
+    bucketing: bool = True
+    seed: int = 0
+    log_every: int = 20
+
+
+@dataclass
+class TrainResult:
+    """What a run produced."""
+
+    steps: int
+    best_recall_at_1: float
+    best_step: int
+    stopped_early: bool
+    history: list[dict[str, float]] = field(default_factory=list)
+    skipped_rows: int = 0
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """``default`` (one device), ``mirrored`` (all local GPUs) or ``multi-worker`` (TF_CONFIG)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--strategy multi-worker needs the TF_CONFIG environment variable")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}; expected default, mirrored or multi-worker")
+
+
+def _task() -> tuple[str, int]:
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    return task.get("type", "chief"), int(task.get("index", 0))
+
+
+def is_chief() -> bool:
+    task_type, task_id = _task()
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    if "chief" in cluster:
+        return task_type == "chief"
+    return task_type in ("chief", "worker") and task_id == 0
+
+
+def _write_dir(workdir: Path) -> Path:
+    """Where this task writes: the work directory on the chief, a scratch folder elsewhere.
+
+    Under MultiWorkerMirroredStrategy every worker must take part in saving checkpoints,
+    but only the chief's copy is kept.
+    """
+    if is_chief():
+        return workdir
+    task_type, task_id = _task()
+    return Path(tempfile.mkdtemp(prefix=f"chatbot-{task_type}{task_id}-"))
+
+
+def _losses(
+    model: DualEncoder, config: ModelConfig, inputs: tuple[tf.Tensor, tf.Tensor], labels: tf.Tensor
+) -> tf.Tensor:
+    """Per-example loss for one replica's batch."""
+    context_ids, response_ids = inputs
+    c = model.encode_contexts(context_ids, training=True)
+    r = model.encode_responses(response_ids, training=True)
+    if config.loss == "binary":
+        logits = tf.reduce_sum(c * r, axis=-1) + model.b
+        return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+    # In-batch negatives: every other response in the batch is a wrong answer.
+    logits = model.pairwise_logits(c, r)
+    targets = tf.range(tf.shape(logits)[0])
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+    if config.symmetric_loss:
+        loss = 0.5 * (
+            loss
+            + tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=targets, logits=tf.transpose(logits)
+            )
+        )
+    return loss
+
+
+def validation_recall(
+    model: DualEncoder, vocab: Vocab, config: ModelConfig, rows: list[EvalRow]
+) -> float:
+    """R10@1 of the current weights on validation rows."""
+    encoder = TextEncoder(model, vocab, config, jit_compile=False)
+    return evaluate(rows, encoder, progress=False)["model"]["recall@1"]
+
+
+def _prepare_workdir(
+    workdir: Path,
+    train_path: Path,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    resume: bool,
+) -> tuple[ModelConfig, TrainConfig, Vocab]:
+    """Config and vocabulary of the run: saved ones on resume, else made and saved now."""
+    config_path, train_json, vocab_path = (
+        workdir / "config.json",
+        workdir / "train.json",
+        workdir / "vocab.txt",
+    )
+    if resume and config_path.exists():
+        log.info("resuming the run in %s with its saved config and vocabulary", workdir)
+        saved_train = from_dict(TrainConfig, json.loads(train_json.read_text()), str(train_json))
+        return ModelConfig.load(config_path), saved_train, Vocab.load(vocab_path)
+    vocab = build_vocab(train_path, model_config)
+    log.info(
+        "vocabulary: %d words (cap %d, min count %d)",
+        len(vocab),
+        model_config.vocab_size,
+        model_config.min_count,
+    )
+    if is_chief():
+        workdir.mkdir(parents=True, exist_ok=True)
+        model_config.save(config_path)
+        train_json.write_text(json.dumps(asdict(train_config), indent=2) + "\n")
+        vocab.save(vocab_path)
+    return model_config, train_config, vocab
+
+
+def train(
+    train_path: Path,
+    valid_path: Path | None,
+    out_dir: Path,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    workdir: Path | None = None,
+    resume: bool = False,
+    strategy: tf.distribute.Strategy | None = None,
+    embeddings: np.ndarray | None = None,
+    name: str = "model",
+) -> TrainResult:
+    """Trains a dual encoder and writes its artifact to ``out_dir``.
+
+    Args:
+        train_path: UDC v2 train-layout CSV.
+        valid_path: UDC v2 evaluation-layout CSV for recall@1 during training (optional).
+        out_dir: where the model artifact goes.
+        model_config: the model to train (ignored on resume: the saved one is used).
+        train_config: optimisation settings (ignored on resume, as above).
+        workdir: checkpoints and logs; default ``<out_dir>.work``.
+        resume: continue from the latest checkpoint in ``workdir``.
+        strategy: a tf.distribute strategy; default: the current one (one device).
+        embeddings: initial word vectors, (vocab size, embedding_dim), rows in vocab order.
+        name: the artifact's name, the start of its version string.
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    workdir = workdir or out_dir.with_name(out_dir.name + ".work")
+    config, tc, vocab = _prepare_workdir(workdir, train_path, model_config, train_config, resume)
+    keras.utils.set_random_seed(tc.seed)
+    write_dir = _write_dir(workdir)
+
+    with strategy.scope():
+        model = build_dual_encoder(config, vocab_size=len(vocab))
+        if embeddings is not None:
+            model.set_embeddings(embeddings)
+        optimizer = keras.optimizers.Adam(tc.learning_rate, global_clipnorm=tc.clip_norm)
+        optimizer.build(model.trainable_variables)
+        step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        best = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
+        best_step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        bad_evals = tf.Variable(0, dtype=tf.int64, trainable=False)
+    checkpoint = tf.train.Checkpoint(
+        model=model,
+        optimizer=optimizer,
+        step=step,
+        best=best,
+        best_step=best_step,
+        bad_evals=bad_evals,
+    )
+    manager = tf.train.CheckpointManager(checkpoint, str(write_dir / "checkpoints"), max_to_keep=3)
+    if resume and manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint)
+        log.info("restored %s at step %d", manager.latest_checkpoint, int(step.numpy()))
+
+    options = InputOptions(
+        batch_size=tc.batch_size,
+        shuffle_buffer=tc.shuffle_buffer,
+        bucketing=tc.bucketing,
+        positives_only=config.loss == "softmax",
+        seed=tc.seed + int(step.numpy()),  # a resumed run does not replay the same order
+    )
+
+    def dataset_fn(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
+        per_replica = ctx.get_per_replica_batch_size(tc.batch_size)
+        shard = (ctx.num_input_pipelines, ctx.input_pipeline_id)
+        return train_dataset(train_path, vocab, config, _replace_batch(options, per_replica), shard)
+
+    iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+
+    @tf.function(reduce_retracing=True)
+    def train_step(iterator: Any) -> tf.Tensor:
+        def step_fn(inputs: tuple[tf.Tensor, tf.Tensor], labels: tf.Tensor) -> tf.Tensor:
+            with tf.GradientTape() as tape:
+                loss = tf.nn.compute_average_loss(_losses(model, config, inputs, labels))
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            return loss
+
+        inputs, labels = next(iterator)
+        per_replica = strategy.run(step_fn, args=(inputs, labels))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    valid_rows = _valid_rows(valid_path, tc.eval_rows)
+    writer = tf.summary.create_file_writer(str(write_dir / "tensorboard"))
+    history = _load_history(workdir) if resume else []
+    stopped_early = False
+    start_step = int(step.numpy())
+    bar = tqdm(total=tc.max_steps, initial=start_step, desc="training", unit="step")
+    window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
+    while int(step.numpy()) < tc.max_steps:
+        loss = float(train_step(iterator))
+        step.assign_add(1)
+        s = int(step.numpy())
+        window_loss, window_steps = window_loss + loss, window_steps + 1
+        bar.update(1)
+        if s % tc.log_every == 0 or s == tc.max_steps:
+            elapsed = time.perf_counter() - window_start
+            point = {
+                "step": s,
+                "loss": window_loss / window_steps,
+                "examples_per_s": window_steps * tc.batch_size / elapsed,
+            }
+            bar.set_postfix(loss=f"{point['loss']:.4f}", ex_s=f"{point['examples_per_s']:.0f}")
+            with writer.as_default(step=s):
+                tf.summary.scalar("loss", point["loss"])
+                tf.summary.scalar("examples_per_s", point["examples_per_s"])
+            history.append(point)
+            window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
+        if valid_rows and (s % tc.eval_every == 0 or s == tc.max_steps):
+            recall = validation_recall(model, vocab, config, valid_rows)
+            history.append({"step": s, "valid_recall@1": recall})
+            with writer.as_default(step=s):
+                tf.summary.scalar("valid_recall@1", recall)
+            improved = recall > float(best.numpy())
+            if improved:
+                best.assign(recall)
+                best_step.assign(s)
+                bad_evals.assign(0)
+                model.save_weights(write_dir / "best.weights.h5")
+            else:
+                bad_evals.assign_add(1)
+            log.info(
+                "step %d: validation R10@1 %.4f (best %.4f at step %d)",
+                s,
+                recall,
+                float(best.numpy()),
+                int(best_step.numpy()),
+            )
+            stopped_early = int(bad_evals.numpy()) >= tc.patience
+        if s % tc.checkpoint_every == 0 or stopped_early or s == tc.max_steps:
+            manager.save(checkpoint_number=s)
+            _save_history(write_dir, history)
+        if stopped_early:
+            log.info("stopping early: no improvement in %d validation runs", tc.patience)
+            break
+    bar.close()
+
+    if (write_dir / "best.weights.h5").exists():
+        model.load_weights(write_dir / "best.weights.h5")
+    model.save_weights(write_dir / "final.weights.h5")
+    result = TrainResult(
+        steps=int(step.numpy()),
+        best_recall_at_1=float(best.numpy()),
+        best_step=int(best_step.numpy()),
+        stopped_early=stopped_early,
+        history=history,
+    )
+    if is_chief():
+        _finish(out_dir, workdir, model, vocab, config, tc, result, name, train_path, valid_path)
+    return result
+
+
+def _replace_batch(options: InputOptions, batch_size: int) -> InputOptions:
+    return InputOptions(**{**asdict(options), "batch_size": batch_size})
+
+
+def _valid_rows(valid_path: Path | None, limit: int) -> list[EvalRow]:
+    if valid_path is None:
+        return []
+    rows = []
+    for row in read_eval_rows(valid_path):
+        rows.append(row)
+        if len(rows) >= limit:
+            break
+    log.info("validation: %d rows of %s", len(rows), valid_path)
+    return rows
+
+
+def _load_history(workdir: Path) -> list[dict[str, float]]:
+    path = workdir / "history.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def _save_history(write_dir: Path, history: list[dict[str, float]]) -> None:
+    (write_dir / "history.json").write_text(json.dumps(history) + "\n")
+
+
+def _finish(
+    out_dir: Path,
+    workdir: Path,
+    model: DualEncoder,
+    vocab: Vocab,
+    config: ModelConfig,
+    tc: TrainConfig,
+    result: TrainResult,
+    name: str,
+    train_path: Path,
+    valid_path: Path | None,
+) -> None:
+    from training.plots import plot_training_curve
+
+    plot_training_curve(result.history, workdir / "curve.png")
+    best = result.best_recall_at_1
+    save_artifact(
+        out_dir,
+        model,
+        vocab,
+        config,
+        name=name,
+        extra={
+            "training": {
+                "train_file": str(train_path),
+                "valid_file": str(valid_path) if valid_path else None,
+                "steps": result.steps,
+                "best_step": result.best_step,
+                "valid_recall@1": None if math.isclose(best, -1.0) else best,
+                "config": asdict(tc),
+            }
+        },
+    )
+    log.info("model artifact written to %s (training curve: %s)", out_dir, workdir / "curve.png")
