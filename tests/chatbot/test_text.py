@@ -1,0 +1,56 @@
+import pytest
+
+from chatbot.text import Normalizer, join_turns, join_utterances, split_turns, tokenize
+from chatbot.wordnet import WordNetMissingError, find_wordnet
+
+
+def _has_wordnet() -> bool:
+    try:
+        find_wordnet()
+    except WordNetMissingError:
+        return False
+    return True
+
+
+def test_tokenize_follows_treebank_conventions():
+    assert tokenize("It doesn't work.") == ["It", "does", "n't", "work", "."]
+    assert tokenize("First. Second!") == ["First", ".", "Second", "!"]
+
+
+def test_tokenize_mode_lowercases_and_keeps_markers():
+    n = Normalizer("tokenize")
+    assert n.normalize("Hi THERE! __eou__ __eot__ ok") == "hi there ! __eou__ __eot__ ok"
+
+
+def test_none_mode_only_splits():
+    assert Normalizer("none").tokens(" a  B\tc ") == ["a", "B", "c"]
+
+
+def test_unknown_mode_is_rejected():
+    with pytest.raises(ValueError, match="unknown normalisation mode"):
+        Normalizer("stem")
+
+
+@pytest.mark.skipif(
+    not _has_wordnet(), reason="WordNet data not installed (apt-get install wordnet-base)"
+)
+def test_udc_mode_stems_then_lemmatises_like_the_official_files():
+    # The official files read "anyon know whi ... doe n't ... be" for such input.
+    n = Normalizer("udc")
+    out = n.normalize("Does anyone know why it doesn't work? It is used __eou__")
+    assert out == "doe anyon know whi it doe n't work ? it be use __eou__"
+
+
+def test_join_and_split_turns_round_trip():
+    context = join_turns([["hi", "there"], ["yo"]])
+    assert context == "hi __eou__ there __eou__ __eot__ yo __eou__ __eot__"
+    assert split_turns(context) == ["hi there", "yo"]
+    assert join_utterances(["a\tb", "c"]) == "a b __eou__ c __eou__"
+
+
+def test_context_and_response_normalise_each_utterance():
+    n = Normalizer("tokenize")
+    assert n.context(["Hi!", ["How are", "you?"]]) == (
+        "hi ! __eou__ __eot__ how are __eou__ you ? __eou__ __eot__"
+    )
+    assert n.response("Fine, thanks.") == "fine , thanks . __eou__"

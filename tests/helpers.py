@@ -1,0 +1,49 @@
+"""Shared test helpers: tiny models built in milliseconds (vocabulary 50, sizes 8)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from chatbot.artifact import save_artifact
+from chatbot.config import ModelConfig
+from chatbot.model import DualEncoder, build_dual_encoder
+from chatbot.vocab import Vocab
+
+WORDS = "hello hi how are you fine thanks what is your name my bye see later good morning".split()
+
+
+def tiny_config(**overrides: object) -> ModelConfig:
+    base = dict(
+        vocab_size=50,
+        min_count=1,
+        embedding_dim=8,
+        hidden_size=8,
+        max_context_tokens=12,
+        max_response_tokens=6,
+        normalization="tokenize",
+    )
+    return ModelConfig(**{**base, **overrides})  # type: ignore[arg-type]
+
+
+def tiny_vocab() -> Vocab:
+    return Vocab.build([WORDS, ["__eou__", "__eot__"]], max_size=50, min_count=1)
+
+
+def tiny_model(config: ModelConfig | None = None, seed: int = 0) -> DualEncoder:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return build_dual_encoder(config or tiny_config(), vocab_size=len(tiny_vocab()))
+
+
+def tiny_artifact(path: Path, config: ModelConfig | None = None, seed: int = 0) -> Path:
+    config = config or tiny_config()
+    return save_artifact(path, tiny_model(config, seed), tiny_vocab(), config, name="tiny")
+
+
+def random_ids(rows: int, length: int, vocab_size: int = 20, seed: int = 0) -> np.ndarray:
+    ids = np.random.default_rng(seed).integers(2, vocab_size, size=(rows, length)).astype("int32")
+    ids[0, length // 2 :] = 0  # one right-padded row
+    return ids
