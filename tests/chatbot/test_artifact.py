@@ -53,16 +53,16 @@ def test_damaged_weights_are_reported(artifact_dir, tmp_path):
     data = bytearray(weights.read_bytes())
     data[-64:] = bytes(b ^ 0xFF for b in data[-64:])  # flip bits, as a bad disk would
     weights.write_bytes(bytes(data))
-    with pytest.raises(ArtifactError, match="model.weights.h5 is damaged"):
+    with pytest.raises(ArtifactError, match=r"model.weights.h5 is damaged"):
         load_artifact(broken)
 
 
 def test_missing_files_and_manifest_are_reported(artifact_dir, tmp_path):
-    with pytest.raises(ArtifactError, match="manifest.json is missing"):
+    with pytest.raises(ArtifactError, match=r"manifest.json is missing"):
         load_artifact(tmp_path)
     broken = _copy(artifact_dir, tmp_path / "novocab")
     (broken / "vocab.txt").unlink()
-    with pytest.raises(ArtifactError, match="vocab.txt is missing"):
+    with pytest.raises(ArtifactError, match=r"vocab.txt is missing"):
         load_artifact(broken)
 
 
@@ -75,5 +75,5 @@ def test_config_that_does_not_fit_the_weights_is_reported(artifact_dir, tmp_path
 
     manifest["files"]["config.json"] = sha256_file(broken / "config.json")
     (broken / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match="does not fit config.json"):
+    with pytest.raises(ArtifactError, match=r"does not fit config.json"):
         load_artifact(broken)

@@ -77,5 +77,5 @@ def test_damaged_index_is_reported(model_and_index, tmp_path):
     _, index_dir, _ = model_and_index
     copy = shutil.copytree(index_dir, tmp_path / "idx")
     (copy / "texts.jsonl").write_text('"tampered"\n')
-    with pytest.raises(IndexLoadError, match="texts.jsonl is damaged"):
+    with pytest.raises(IndexLoadError, match=r"texts.jsonl is damaged"):
         load_index(copy)
