@@ -25,7 +25,7 @@ EVAL_HEADER = ["Context", "Ground Truth Utterance", *(f"Distractor_{i}" for i in
 
 def _utterance(rng: random.Random, topic: int, length: int) -> str:
     words = [
-        rng.choice(_TOPIC_WORDS[topic]) if rng.random() < 0.3 else rng.choice(_FILLER)
+        rng.choice(_TOPIC_WORDS[topic]) if rng.random() < 0.5 else rng.choice(_FILLER)
         for _ in range(length)
     ]
     return " ".join(words)

@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -115,15 +114,17 @@ def is_chief() -> bool:
 
 
 def _write_dir(workdir: Path) -> Path:
-    """Where this task writes: the work directory on the chief, a scratch folder elsewhere.
+    """Where this task writes: the work directory on the chief, a subfolder elsewhere.
 
     Under MultiWorkerMirroredStrategy every worker must take part in saving checkpoints,
-    but only the chief's copy is kept.
+    but only the chief's copy is the run's; the others' land in ``workdir/<task>-<index>``.
     """
     if is_chief():
         return workdir
     task_type, task_id = _task()
-    return Path(tempfile.mkdtemp(prefix=f"chatbot-{task_type}{task_id}-"))
+    path = workdir / f"{task_type}-{task_id}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _losses(

@@ -1,0 +1,124 @@
+"""The app factory: ``create_app(settings)`` builds a FastAPI app that loads the model at startup.
+
+Run it with ``chatbot serve --model DIR --index DIR``, or with uvicorn and ``CHATBOT_*`` variables:
+``uvicorn --factory service.app:create_app``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+from service.batching import MicroBatcher
+from service.deps import ServiceState
+from service.errors import install_error_handlers
+from service.metrics import Metrics
+from service.routes import STATIC_DIR, router
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    from chatbot.ranker import Ranker
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, ranker: Ranker | None = None) -> FastAPI:
+    """Builds the service.
+
+    Args:
+        settings: defaults to ``Settings()``, read from ``CHATBOT_*`` environment variables.
+        ranker: an already loaded ranker to serve instead of loading ``settings.model_dir``
+            (tests pass a fake one).
+
+    Example:
+        >>> app = create_app(Settings(model_dir="runs/model", index_dir="runs/index"))
+    """
+    # Without arguments every field comes from CHATBOT_* variables, which mypy cannot see.
+    settings = settings if settings is not None else Settings()  # type: ignore[call-arg]
+    state = ServiceState(settings=settings, metrics=Metrics())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await _start(state, ranker)
+        try:
+            yield
+        finally:
+            if state.batcher is not None:
+                await state.batcher.close()
+
+    app = FastAPI(
+        title="Retrieval chatbot",
+        summary="Ranks repository responses for a conversation with a dual-encoder LSTM.",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    install_error_handlers(app)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type"],
+    )
+    app.middleware("http")(_observer(state.metrics))
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+async def _start(state: ServiceState, ranker: Ranker | None) -> None:
+    """Loads the model (unless given one) and starts the batcher; a failure leaves it not ready."""
+    settings = state.settings
+    if ranker is None:
+        try:
+            ranker = await asyncio.to_thread(_load_ranker, settings)
+        except Exception as exc:
+            # Keep serving: /healthz stays up and /readyz tells the orchestrator why.
+            logger.exception("could not load the model from %s", settings.model_dir)
+            state.not_ready = f"loading the model failed: {type(exc).__name__}: {exc}"
+            return
+    batcher = MicroBatcher(
+        ranker,
+        batching=settings.batching,
+        window_s=settings.batch_window_ms / 1000,
+        max_batch_size=settings.max_batch_size,
+        on_batch=state.metrics.batch_size.observe,
+    )
+    await batcher.start()
+    state.ranker, state.batcher, state.not_ready = ranker, batcher, ""
+    logger.info("serving model %s", ranker.model_version)
+
+
+def _load_ranker(settings: Settings) -> Ranker:
+    # Imported here: it pulls in TensorFlow (~5 s), which importing the app should not cost.
+    from chatbot.ranker import Ranker
+
+    ranker = Ranker.load(settings.model_dir, settings.index_dir, settings.backend)
+    # The first call compiles the context encoder (XLA, ~2 s): pay it before reporting ready.
+    ranker.respond([["hello"]], 1)
+    return ranker
+
+
+def _observer(
+    metrics: Metrics,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    """HTTP middleware counting requests by route template (not raw path: bounded labels)."""
+
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.requests.labels(route, str(response.status_code)).inc()
+        metrics.latency.labels(route).observe(time.perf_counter() - start)
+        return response
+
+    return observe

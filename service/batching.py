@@ -1,0 +1,158 @@
+"""The only door to the model: one worker thread, and micro-batching of concurrent requests.
+
+Ranking a batch of contexts is one matrix-matrix product instead of many matrix-vector ones,
+so per-query cost falls 6-10x (docs/facts.md). Requests that arrive while the model is busy,
+or within ``window_s`` of each other, are answered by a single ``Ranker.respond`` call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chatbot.ranker import Hit, Ranker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    context: Sequence[str]
+    k: int
+    future: asyncio.Future[list[Hit]] = field(repr=False)
+
+
+class MicroBatcher:
+    """Runs every model call on one thread; gathers concurrent ``respond`` calls into batches.
+
+    Args:
+        ranker: the loaded model; never called from two threads at once.
+        batching: if False, each ``respond`` call is its own model call.
+        window_s: how long the first request of a batch waits for company.
+        max_batch_size: a batch is sent as soon as it is this big.
+        on_batch: told the size of every ``Ranker.respond`` call (for metrics).
+
+    Example:
+        >>> batcher = MicroBatcher(ranker)
+        >>> await batcher.start()
+        >>> hits = await batcher.respond(["hi", "hello"], k=3)
+        >>> await batcher.close()
+    """
+
+    def __init__(
+        self,
+        ranker: Ranker,
+        *,
+        batching: bool = True,
+        window_s: float = 0.002,
+        max_batch_size: int = 64,
+        on_batch: Callable[[int], None] = lambda size: None,
+    ) -> None:
+        self._ranker = ranker
+        self._batching = batching
+        self._window_s = window_s
+        self._max_batch_size = max_batch_size
+        self._on_batch = on_batch
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranker")
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._batching:
+            self._worker = asyncio.create_task(self._run(), name="micro-batcher")
+
+    async def close(self) -> None:
+        """Stops the worker; requests still waiting fail instead of hanging."""
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+            self._worker = None
+        while not self._queue.empty():
+            _fail(self._queue.get_nowait(), RuntimeError("service is shutting down"))
+        self._executor.shutdown(wait=True)
+
+    async def respond(self, context: Sequence[str], k: int) -> list[Hit]:
+        """Top-``k`` repository responses for one context, best first."""
+        if not self._batching:
+            self._on_batch(1)
+            return (await self._call(self._ranker.respond, [context], k))[0]
+        future: asyncio.Future[list[Hit]] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Job(context, k, future))
+        return await future
+
+    async def rank_candidates(
+        self, context: Sequence[str], candidates: Sequence[str], k: int
+    ) -> list[Hit]:
+        """Top-``k`` of the caller's candidates; not batched (each has its own candidates)."""
+        return await self._call(self._ranker.rank_candidates, context, candidates, k)
+
+    async def _call(self, fn: Callable[..., list], *args: object) -> list:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _run(self) -> None:
+        batch: list[_Job] = []
+        try:
+            while True:
+                batch = []
+                await self._gather(batch)
+                # A caller that went away (client disconnect) has cancelled its future.
+                batch = [job for job in batch if not job.future.done()]
+                if batch:
+                    await self._answer(batch)
+        finally:
+            # Cancelled by close(): whoever is in the batch at hand must not wait forever.
+            for job in batch:
+                _fail(job, RuntimeError("service is shutting down"))
+
+    async def _gather(self, batch: list[_Job]) -> None:
+        """Waits for one job, then up to ``window_s`` for more, filling ``batch`` in place.
+
+        Requests that arrive while the model is busy are queued and join the next batch,
+        so under load batches grow even with a tiny window.
+        """
+        batch.append(await self._queue.get())
+        deadline = asyncio.get_running_loop().time() + self._window_s
+        while len(batch) < self._max_batch_size:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+
+    async def _answer(self, batch: list[_Job]) -> None:
+        try:
+            results = await self._respond([job.context for job in batch], max(j.k for j in batch))
+        except Exception as exc:
+            if len(batch) == 1:
+                _fail(batch[0], exc)
+                return
+            # One bad context must not fail its neighbours: retry each alone to find it.
+            logger.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
+            for job in batch:
+                await self._answer([job])
+            return
+        for job, hits in zip(batch, results, strict=True):
+            if not job.future.done():
+                job.future.set_result(list(hits[: job.k]))
+
+    async def _respond(self, contexts: list[Sequence[str]], k: int) -> list[list[Hit]]:
+        self._on_batch(len(contexts))
+        results = await self._call(self._ranker.respond, contexts, k)
+        if len(results) != len(contexts):
+            raise RuntimeError(f"ranker answered {len(results)} of {len(contexts)} contexts")
+        return results
+
+
+def _fail(job: _Job, exc: BaseException) -> None:
+    if not job.future.done():
+        job.future.set_exception(exc)

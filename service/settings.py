@@ -1,0 +1,46 @@
+"""Service configuration, read from ``CHATBOT_*`` environment variables or passed explicitly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, get_args
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Backend = Literal["exact", "faiss-flat", "faiss-ivf", "faiss-hnsw"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+
+
+class Settings(BaseSettings):
+    """Everything the service needs to start; build it in ``main``/``create_app``, never at import.
+
+    Example:
+        >>> Settings(model_dir="runs/m", index_dir="runs/i", batching=False).max_k
+        50
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CHATBOT_", extra="forbid")
+
+    model_dir: Path = Field(description="model artifact directory (chatbot train / export)")
+    index_dir: Path = Field(description="pre-encoded response repository (chatbot index)")
+    backend: Backend = "exact"
+
+    max_turns: int = Field(default=50, ge=1, description="most turns accepted in one context")
+    max_chars: int = Field(
+        default=10_000, ge=1, description="most characters in context + candidates"
+    )
+    max_k: int = Field(
+        default=50, ge=1, le=50, description="most responses one request may ask for"
+    )
+
+    batching: bool = Field(
+        default=True, description="gather concurrent requests into one model call"
+    )
+    batch_window_ms: float = Field(default=2.0, ge=0, description="how long a batch waits to fill")
+    max_batch_size: int = Field(default=64, ge=1)
+
+    # The embeddable widget posts from other sites' pages; no cookies are involved, so "*" is safe.
+    cors_origins: list[str] = ["*"]
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)

@@ -1,0 +1,89 @@
+"""A deterministic stand-in for ``chatbot.ranker.Ranker``: word overlap over a tiny repository."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
+
+if TYPE_CHECKING:
+    from chatbot.ranker import Ranker
+
+REPOSITORY = (
+    "hello there, how can I help?",
+    "try restarting the network manager",
+    "sudo apt-get install the package you need",
+    "look in /var/log/syslog for errors",
+    "you are welcome",
+)
+
+
+@dataclass(frozen=True)
+class FakeHit:
+    """Same shape as ``chatbot.ranker.Hit``."""
+
+    text: str
+    score: float
+
+
+def words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+class FakeRanker:
+    """Scores a response by how many of its words appear in the last turn of the context.
+
+    Ties keep repository order. It records every batch, sleeps ``delay`` seconds per call (so
+    concurrent requests pile up) and complains if it is ever called from two threads at once.
+    """
+
+    model_version = "fake-20260101-00000000"
+    max_context_turns = 10
+
+    def __init__(self, repository: Sequence[str] = REPOSITORY, delay: float = 0.0) -> None:
+        self.repository = list(repository)
+        self.delay = delay
+        self.batches: list[list[list[str]]] = []
+        self._busy = threading.Lock()
+
+    def respond(self, contexts: Sequence[Sequence[str]], k: int) -> list[list[FakeHit]]:
+        if not self._busy.acquire(blocking=False):
+            raise AssertionError("ranker called concurrently")
+        try:
+            self.batches.append([list(c) for c in contexts])
+            time.sleep(self.delay)
+            return [self.rank_candidates(c, self.repository, k) for c in contexts]
+        finally:
+            self._busy.release()
+
+    def rank_candidates(
+        self, context: Sequence[str], candidates: Sequence[str], k: int
+    ) -> list[FakeHit]:
+        last = words(context[-1])
+        hits = [FakeHit(text, float(len(last & words(text)))) for text in candidates]
+        return sorted(hits, key=lambda hit: -hit.score)[:k]
+
+
+class BrokenRanker(FakeRanker):
+    """Fails on any context that mentions ``boom``; answers the others."""
+
+    def respond(self, contexts: Sequence[Sequence[str]], k: int) -> list[list[FakeHit]]:
+        if any("boom" in turn for context in contexts for turn in context):
+            self.batches.append([list(c) for c in contexts])
+            raise RuntimeError("model exploded")
+        return super().respond(contexts, k)
+
+    def rank_candidates(
+        self, context: Sequence[str], candidates: Sequence[str], k: int
+    ) -> list[FakeHit]:
+        if any("boom" in turn for turn in context):
+            raise RuntimeError("model exploded")
+        return super().rank_candidates(context, candidates, k)
+
+
+def as_ranker(fake: FakeRanker) -> Ranker:
+    """The fake, typed as what the service expects (it has the same methods, not the class)."""
+    return cast("Ranker", fake)

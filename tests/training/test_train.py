@@ -1,0 +1,134 @@
+"""Training runs on generated data with the tiny preset (seconds on a CPU)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from chatbot.artifact import load_artifact
+from training.presets import PRESETS
+from training.synthetic import write_synthetic_udc
+from training.train import train
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_synthetic_udc(tmp_path_factory.mktemp("syn"), 3000, 100, 100, seed=3)
+
+
+def tiny(**train_overrides):
+    model_config, train_config = PRESETS["tiny"]
+    return model_config, dataclasses.replace(train_config, **train_overrides)
+
+
+def test_training_learns_and_writes_an_artifact(data, tmp_path):
+    model_config, train_config = tiny(max_steps=300, eval_every=100)
+    result = train(
+        data / "train.csv", data / "valid.csv", tmp_path / "model", model_config, train_config
+    )
+    # Topics make the true response recognisable: well above chance (0.10) after 300 steps.
+    assert result.best_recall_at_1 >= 0.25
+    artifact = load_artifact(tmp_path / "model")
+    assert artifact.manifest["training"]["best_step"] == result.best_step
+    assert (tmp_path / "model.work" / "curve.png").stat().st_size > 1000
+    assert (tmp_path / "model.work" / "tensorboard").is_dir()
+
+
+def test_resume_continues_from_the_last_checkpoint(data, tmp_path):
+    model_config, train_config = tiny(max_steps=20, checkpoint_every=10, eval_every=10)
+    train(data / "train.csv", None, tmp_path / "model", model_config, train_config)
+    longer = dataclasses.replace(train_config, max_steps=30)
+    # On resume the saved train.json wins; rewrite it as a user extending a run would.
+    (tmp_path / "model.work" / "train.json").write_text(json.dumps(dataclasses.asdict(longer)))
+    result = train(data / "train.csv", None, tmp_path / "model", model_config, longer, resume=True)
+    assert result.steps == 30
+    checkpoints = sorted(p.name for p in (tmp_path / "model.work" / "checkpoints").glob("*.index"))
+    assert checkpoints[-1] == "ckpt-30.index"
+
+
+def test_binary_loss_trains_on_labelled_pairs(data, tmp_path):
+    model_config, train_config = tiny(max_steps=10, eval_every=10)
+    model_config = dataclasses.replace(model_config, loss="binary", bidirectional=True)
+    result = train(
+        data / "train.csv", data / "valid.csv", tmp_path / "m", model_config, train_config
+    )
+    assert result.steps == 10
+    assert load_artifact(tmp_path / "m").config.bidirectional
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _weights(path: Path) -> list[np.ndarray]:
+    arrays: list[np.ndarray] = []
+    with h5py.File(path, "r") as f:
+        f.visititems(
+            lambda _, obj: arrays.append(obj[()]) if isinstance(obj, h5py.Dataset) else None
+        )
+    return arrays
+
+
+@pytest.mark.slow
+def test_two_workers_finish_with_the_same_weights(data, tmp_path):
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "CUDA_VISIBLE_DEVICES": ""}
+        cmd = [
+            sys.executable,
+            "-m",
+            "chatbot_cli",
+            "train",
+            "--strategy",
+            "multi-worker",
+            "--preset",
+            "tiny",
+            "--train",
+            str(data / "train.csv"),
+            "--valid",
+            str(data / "valid.csv"),
+            "--out",
+            str(tmp_path / "model"),
+            "--max-steps",
+            "12",
+            "--eval-every",
+            "6",
+            "--checkpoint-every",
+            "6",
+        ]
+        procs.append(
+            subprocess.Popen(
+                cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+        )
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    for p, out in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, out[-3000:]
+    work = tmp_path / "model.work"
+    chief, other = (
+        _weights(work / "final.weights.h5"),
+        _weights(work / "worker-1" / "final.weights.h5"),
+    )
+    assert len(chief) == len(other) > 0
+    for a, b in zip(chief, other, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert load_artifact(tmp_path / "model").manifest["training"]["steps"] == 12

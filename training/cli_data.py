@@ -1,0 +1,231 @@
+"""``chatbot data build``: raw dialogues -> UDC v2 layout ``train/valid/test.csv``.
+
+Example:
+    chatbot data build --source irc --out data/irc --seed 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+from collections.abc import Callable, Iterable
+from itertools import islice
+from pathlib import Path
+
+from chatbot.text import MODES
+from training.build import BuildOptions, SplitOptions, build_dataset
+from training.dialogue import Dialogue
+from training.errors import BadRowCounter, DataError
+from training.sources.chitchat import read_chitchat
+from training.sources.irc import read_irc
+from training.sources.raw_udc import read_pimlico_json, read_udc_csv, read_udc_tsv_dir
+
+log = logging.getLogger(__name__)
+
+SHARED_DATA_ENV = "CHATBOT_SHARED_DATA"
+
+Reader = Callable[..., Iterable[Dialogue]]  # (path, BadRowCounter) -> dialogues
+
+# name -> (reader, default input under the shared data folder, what --input is)
+SOURCES: dict[str, tuple[Reader, str | None, str]] = {
+    "chitchat": (read_chitchat, None, "optional JSON file; default: the embedded corpus"),
+    "udc-raw": (read_udc_tsv_dir, None, "UDC v1 raw folder tree, one TSV per dialogue"),
+    "kaggle": (
+        read_udc_csv,
+        "udc/raw_dialogs/kaggle_dialogueText_first9999.csv",
+        "Kaggle dialogueText.csv ([folder,]dialogueID,date,from,to,text)",
+    ),
+    "pimlico": (
+        read_pimlico_json,
+        "udc/raw_dialogs/pimlico_dialogues_small.json",
+        "JSON list of {dialogue_id, timestamp, text}",
+    ),
+    "irc": (
+        read_irc,
+        "ubuntu_irc/irc_disentangle_ubuntu_train_dev_test.tar.gz",
+        "#ubuntu IRC disentanglement archive (.tar.gz) or its extracted folder",
+    ),
+}
+
+
+def shared_data_dir() -> Path:
+    """The real-data folder: ``$CHATBOT_SHARED_DATA``, default ``../shared/data``."""
+    return Path(os.environ.get(SHARED_DATA_ENV, "../shared/data"))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Adds ``data build`` to the ``chatbot`` command."""
+    data = subparsers.add_parser("data", help="build datasets", description="Build datasets.")
+    commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    source_help = "; ".join(f"{name}: {about}" for name, (_, _, about) in SOURCES.items())
+    build = commands.add_parser(
+        "build",
+        help="raw dialogues -> UDC v2 layout train/valid/test.csv",
+        description=(
+            "Read raw two-party dialogues, split them by time, and write UDC v2 layout files: "
+            "train.csv (Context,Utterance,Label) and valid.csv/test.csv (Context,Ground Truth "
+            "Utterance,Distractor_0..8)."
+        ),
+        epilog=f"Inputs: {source_help}. Default inputs are under ${SHARED_DATA_ENV} "
+        "(default ../shared/data).",
+    )
+    _add_input_options(build)
+    _add_output_options(build)
+    _add_split_options(build)
+    build.set_defaults(func=run_build)
+
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("input")
+    group.add_argument(
+        "--source",
+        choices=sorted(SOURCES),
+        default="chitchat",
+        help="kind of raw dialogues (default: chitchat, embedded)",
+    )
+    group.add_argument(
+        "--input",
+        type=Path,
+        metavar="PATH",
+        help="file or folder to read (default: the source's file under the "
+        "shared data folder; required for udc-raw)",
+    )
+    group.add_argument(
+        "--max-dialogues",
+        type=int,
+        metavar="N",
+        help="read only the first N dialogues (quick runs)",
+    )
+    group.add_argument(
+        "--skip-bad-rows",
+        action="store_true",
+        help="skip and count malformed rows instead of stopping at the first",
+    )
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder for train.csv, valid.csv, test.csv",
+    )
+    group.add_argument(
+        "--normalization",
+        choices=MODES,
+        help="text normalisation (default: tokenize for chitchat, else udc)",
+    )
+    group.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed; the same seed gives identical files (default: 0)",
+    )
+    group.add_argument(
+        "--examples",
+        type=int,
+        metavar="N",
+        help="training pairs (default: one per training dialogue)",
+    )
+    group.add_argument(
+        "--positives-only",
+        action="store_true",
+        help="only true pairs (label 1), for in-batch-negatives training",
+    )
+    group.add_argument(
+        "--max-turns", type=int, default=20, metavar="N", help="most context turns (default: 20)"
+    )
+
+
+def _add_split_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "time split",
+        "Dialogues are sorted by date; the latest fractions go to valid and test, unless "
+        "cut-off dates are given. Undated dialogues go to train.",
+    )
+    group.add_argument(
+        "--valid-fraction", type=float, default=0.05, metavar="F", help="default: 0.05"
+    )
+    group.add_argument(
+        "--test-fraction", type=float, default=0.05, metavar="F", help="default: 0.05"
+    )
+    group.add_argument(
+        "--valid-from",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="valid holds dialogues from this date (needs --test-from)",
+    )
+    group.add_argument(
+        "--test-from", type=_date, metavar="YYYY-MM-DD", help="test holds dialogues from this date"
+    )
+    group.add_argument(
+        "--exclude-from",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="leave training dialogues from this date out (needs --exclude-to)",
+    )
+    group.add_argument(
+        "--exclude-to",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="... up to this date, exclusive; e.g. 2012-04-27 to 2012-12-01, the "
+        "official UDC valid/test period",
+    )
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {value!r}") from None
+
+
+def run_build(args: argparse.Namespace) -> int:
+    """Runs ``chatbot data build``; returns the exit code."""
+    reader, default_input, _ = SOURCES[args.source]
+    path = args.input or (shared_data_dir() / default_input if default_input else None)
+    if path is None and args.source != "chitchat":
+        log.error("--source %s needs --input PATH", args.source)
+        return 2
+    if path is not None and not path.exists():
+        log.error("input not found: %s (set --input or $%s)", path, SHARED_DATA_ENV)
+        return 2
+    bad = BadRowCounter(skip=args.skip_bad_rows)
+    log.info("reading %s from %s", args.source, path or "the embedded corpus")
+    try:
+        dialogues = islice(reader(path, bad), args.max_dialogues)
+        summary = build_dataset(dialogues, args.out, _options(args), bad)
+    except DataError:
+        raise  # the entry point reports bad input
+    except ValueError as exc:  # inconsistent options, or too few dialogues
+        log.error("%s", exc)
+        return 2
+    print(summary)
+    for example in bad.examples:
+        print(f"  skipped: {example}")
+    return 0
+
+
+def _options(args: argparse.Namespace) -> BuildOptions:
+    """Build options from the command line; raises ValueError on inconsistent splits."""
+    split = SplitOptions(
+        valid_fraction=args.valid_fraction,
+        test_fraction=args.test_fraction,
+        valid_from=args.valid_from,
+        test_from=args.test_from,
+        exclude_from=args.exclude_from,
+        exclude_to=args.exclude_to,
+    )
+    default_mode = "tokenize" if args.source == "chitchat" else "udc"
+    return BuildOptions(
+        normalization=args.normalization or default_mode,
+        seed=args.seed,
+        examples=args.examples,
+        positives_only=args.positives_only,
+        max_turns=args.max_turns,
+        split=split,
+    )
