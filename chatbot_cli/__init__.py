@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "training.cli_eval",
     "training.cli_index",
     "service.cli",
+    "chatbot_cli.demo",
 )
 
 
