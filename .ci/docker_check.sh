@@ -141,6 +141,8 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
+# Under `timeout` (as in .ci/run) a TERM must still run the cleanup: turn it into an exit.
+trap 'exit 143' TERM INT
 
 start_dockerd() {
     step "start dockerd"
@@ -287,8 +289,15 @@ smoke_test_api() {
     echo "$body" | python3 -c '
 import json, sys
 doc = json.load(sys.stdin)
-assert isinstance(doc.get("responses"), list) and doc["responses"], "no responses in reply"
-print(f"ok: {len(doc[\"responses\"])} responses")'
+responses = doc.get("responses")
+assert isinstance(responses, list) and responses, "no responses in reply"
+assert all(isinstance(r.get("text"), str) for r in responses), "a response without text"
+print(f"ok: {len(responses)} responses")'
+
+    # The image's HEALTHCHECK command (python, not curl) run by hand, so a broken one fails here
+    # rather than only showing up as "unhealthy" later.
+    step "HEALTHCHECK command inside the container"
+    compose exec -T api python -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).read().decode())"
 
     step "docker compose down"
     compose --profile jobs down -v -t 2 --remove-orphans
