@@ -58,6 +58,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=sorted(PRESETS), default="udc", help="default: udc")
     p.add_argument("--name", help="artifact name, the start of its version (default: preset)")
     p.add_argument(
+        "--embeddings",
+        type=Path,
+        help="initial word vectors: a text file of `word v1 ... vN` lines (GloVe/word2vec)",
+    )
+    p.add_argument(
         "--strategy",
         choices=("default", "mirrored", "multi-worker"),
         default="default",
@@ -92,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         workdir=args.workdir,
         resume=args.resume,
         strategy=make_strategy(args.strategy),
+        embeddings_file=args.embeddings,
         name=args.name or args.preset,
     )
     log.info(

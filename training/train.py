@@ -201,6 +201,7 @@ def train(
     resume: bool = False,
     strategy: tf.distribute.Strategy | None = None,
     embeddings: np.ndarray | None = None,
+    embeddings_file: Path | None = None,
     name: str = "model",
 ) -> TrainResult:
     """Trains a dual encoder and writes its artifact to ``out_dir``.
@@ -215,6 +216,8 @@ def train(
         resume: continue from the latest checkpoint in ``workdir``.
         strategy: a tf.distribute strategy; default: the current one (one device).
         embeddings: initial word vectors, (vocab size, embedding_dim), rows in vocab order.
+        embeddings_file: or a word-vector text file to read them from (see
+            :func:`training.embeddings.load_word_vectors`).
         name: the artifact's name, the start of its version string.
 
     Returns:
@@ -225,6 +228,10 @@ def train(
     config, tc, vocab = _prepare_workdir(workdir, train_path, model_config, train_config, resume)
     keras.utils.set_random_seed(tc.seed)
     write_dir = _write_dir(workdir)
+    if embeddings is None and embeddings_file is not None and not resume:
+        from training.embeddings import load_word_vectors
+
+        embeddings, _ = load_word_vectors(embeddings_file, vocab, config.embedding_dim, tc.seed)
 
     with strategy.scope():
         model = build_dual_encoder(config, vocab_size=len(vocab))
