@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,9 +34,12 @@ class MicroBatcher:
     Args:
         ranker: the loaded model; never called from two threads at once.
         batching: if False, each ``respond`` call is its own model call.
-        window_s: how long the first request of a batch waits for company.
+        window_s: how long the first request of a batch waits for company; skipped when the
+            previous batch had none (a lone client would pay the whole window on every request
+            and gain nothing; under load the queue fills while the model is busy anyway).
         max_batch_size: a batch is sent as soon as it is this big.
         on_batch: told the size of every ``Ranker.respond`` call (for metrics).
+        on_model_time: told the seconds every ``Ranker.respond`` call took on the model thread.
 
     Example:
         >>> batcher = MicroBatcher(ranker)
@@ -52,15 +56,18 @@ class MicroBatcher:
         window_s: float = 0.002,
         max_batch_size: int = 64,
         on_batch: Callable[[int], None] = lambda size: None,
+        on_model_time: Callable[[float], None] = lambda seconds: None,
     ) -> None:
         self._ranker = ranker
         self._batching = batching
         self._window_s = window_s
         self._max_batch_size = max_batch_size
         self._on_batch = on_batch
+        self._on_model_time = on_model_time
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranker")
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._last_batch_size = max_batch_size  # the first batch waits its window
 
     async def start(self) -> None:
         if self._batching:
@@ -80,7 +87,7 @@ class MicroBatcher:
         """Top-``k`` repository responses for one context, best first."""
         if not self._batching:
             self._on_batch(1)
-            return (await self._call(self._ranker.respond, [context], k))[0]
+            return (await self._call(self._timed_respond, [context], k))[0]
         future: asyncio.Future[list[Hit]] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Job(context, k, future))
         return await future
@@ -116,7 +123,8 @@ class MicroBatcher:
         so under load batches grow even with a tiny window.
         """
         batch.append(await self._queue.get())
-        deadline = asyncio.get_running_loop().time() + self._window_s
+        window_s = self._window_s if self._last_batch_size > 1 else 0.0
+        deadline = asyncio.get_running_loop().time() + window_s
         while len(batch) < self._max_batch_size:
             if not self._queue.empty():
                 batch.append(self._queue.get_nowait())
@@ -128,6 +136,7 @@ class MicroBatcher:
                 batch.append(await asyncio.wait_for(self._queue.get(), remaining))
             except TimeoutError:
                 break
+        self._last_batch_size = len(batch)
 
     async def _answer(self, batch: list[_Job]) -> None:
         try:
@@ -147,10 +156,17 @@ class MicroBatcher:
 
     async def _respond(self, contexts: list[Sequence[str]], k: int) -> list[list[Hit]]:
         self._on_batch(len(contexts))
-        results = await self._call(self._ranker.respond, contexts, k)
+        results = await self._call(self._timed_respond, contexts, k)
         if len(results) != len(contexts):
             raise RuntimeError(f"ranker answered {len(results)} of {len(contexts)} contexts")
         return results
+
+    def _timed_respond(self, contexts: list[Sequence[str]], k: int) -> list[list[Hit]]:
+        start = time.perf_counter()
+        try:
+            return self._ranker.respond(contexts, k)
+        finally:
+            self._on_model_time(time.perf_counter() - start)
 
 
 def _fail(job: _Job, exc: BaseException) -> None:

@@ -118,3 +118,23 @@ def test_concurrent_http_requests_are_batched(
     sizes = [len(batch) for batch in ranker.batches]
     assert sum(sizes) == 8
     assert (max(sizes) > 1) is batching
+
+
+def test_a_lone_client_does_not_wait_for_the_window() -> None:
+    async def scenario() -> list[float]:
+        batcher = MicroBatcher(as_ranker(FakeRanker(ANSWERS)), window_s=0.2)
+        await batcher.start()
+        took = []
+        try:
+            for i in range(3):
+                start = asyncio.get_running_loop().time()
+                await batcher.respond([f"question {i}"], 1)
+                took.append(asyncio.get_running_loop().time() - start)
+        finally:
+            await batcher.close()
+        return took
+
+    first, *later = asyncio.run(scenario())
+
+    assert first >= 0.2  # nothing known yet: the first batch waits for company
+    assert all(t < 0.1 for t in later)  # the last batch was alone: no window

@@ -154,6 +154,16 @@ def test_metrics_count_requests_by_status_and_batch_sizes(client: TestClient) ->
     assert 'chatbot_requests_total{route="/respond",status="422"} 1.0' in text
     assert 'chatbot_request_seconds_count{route="/respond"} 3.0' in text
     assert "chatbot_batch_size_count 2.0" in text
+    assert "chatbot_model_seconds_count 2.0" in text
+
+
+def test_metrics_count_unmatched_paths_under_one_label(client: TestClient) -> None:
+    assert client.get("/no/such/page").status_code == 404
+
+    text = client.get("/metrics").text
+
+    assert 'chatbot_requests_total{route="unmatched",status="404"} 1.0' in text
+    assert 'chatbot_requests_total{route="/healthz"' not in text
 
 
 def test_apps_do_not_share_metrics(make_client: MakeClient) -> None:
