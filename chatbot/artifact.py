@@ -6,6 +6,9 @@ Layout::
     vocab.txt           one word a line; a word's id is its line number
     model.weights.h5    Keras weights
     saved_model/        TF SavedModel with serving signatures (TF Serving can load it)
+    lexical.json        hybrid models only (config lexical_weight > 0): the fitted TF-IDF
+                        model whose cosine is added to the neural score (chatbot.lexical);
+                        the SavedModel signatures give the neural part alone
     manifest.json       format, versions, model version string, SHA-256 of every file
 
 Loading checks the manifest before anything else, so a damaged, truncated or mismatched
@@ -28,6 +31,7 @@ import tensorflow as tf
 
 from chatbot.config import ModelConfig
 from chatbot.encoder import TextEncoder
+from chatbot.lexical import TfidfModel
 from chatbot.model import DualEncoder, build_dual_encoder
 from chatbot.vocab import Vocab
 
@@ -37,6 +41,7 @@ VOCAB = "vocab.txt"
 WEIGHTS = "model.weights.h5"
 SAVED_MODEL = "saved_model"
 MANIFEST = "manifest.json"
+LEXICAL = "lexical.json"
 
 
 class ArtifactError(RuntimeError):
@@ -52,6 +57,7 @@ class Artifact:
     vocab: Vocab
     model: DualEncoder
     manifest: dict[str, Any]
+    lexical: TfidfModel | None = None
 
     @property
     def version(self) -> str:
@@ -63,7 +69,9 @@ class Artifact:
         return str(self.manifest["files"][WEIGHTS])
 
     def encoder(self, jit_compile: bool = True) -> TextEncoder:
-        return TextEncoder(self.model, self.vocab, self.config, jit_compile=jit_compile)
+        return TextEncoder(
+            self.model, self.vocab, self.config, jit_compile=jit_compile, lexical=self.lexical
+        )
 
 
 def sha256_file(path: Path) -> str:
@@ -102,6 +110,7 @@ def save_artifact(
     config: ModelConfig,
     name: str = "model",
     extra: dict[str, Any] | None = None,
+    lexical: TfidfModel | None = None,
 ) -> Path:
     """Writes a complete artifact to ``path`` (replacing it), atomically.
 
@@ -112,14 +121,20 @@ def save_artifact(
         config: its configuration.
         name: a short name, the start of the version string.
         extra: anything else worth keeping in the manifest (training figures, data paths).
+        lexical: the fitted TF-IDF model of a hybrid (required when
+            ``config.lexical_weight > 0``).
 
     Returns:
         ``path``.
     """
+    if config.lexical_weight > 0 and lexical is None:
+        raise ValueError("config.lexical_weight > 0 needs the fitted lexical (TF-IDF) model")
     tmp = path.with_name(path.name + ".part")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     config.save(tmp / CONFIG)
+    if lexical is not None:
+        lexical.save(tmp / LEXICAL)
     vocab.save(tmp / VOCAB)
     model.save_weights(tmp / WEIGHTS)
     _export_saved_model(model, tmp / SAVED_MODEL)
@@ -192,7 +207,20 @@ def load_artifact(path: str | Path) -> Artifact:
         raise ArtifactError(
             f"{path / WEIGHTS}: does not fit config.json and vocab.txt ({exc})"
         ) from exc
-    return Artifact(path=path, config=config, vocab=vocab, model=model, manifest=manifest)
+    lexical = None
+    if LEXICAL in manifest["files"]:
+        try:
+            lexical = TfidfModel.load(path / LEXICAL)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ArtifactError(f"{path / LEXICAL}: {exc}") from exc
+    elif config.lexical_weight > 0:
+        raise ArtifactError(
+            f"{path}: config.json has lexical_weight {config.lexical_weight} "
+            f"but the manifest does not list {LEXICAL}"
+        )
+    return Artifact(
+        path=path, config=config, vocab=vocab, model=model, manifest=manifest, lexical=lexical
+    )
 
 
 def load_encoder(path: str | Path, jit_compile: bool = True) -> TextEncoder:

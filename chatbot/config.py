@@ -44,6 +44,9 @@ class ModelConfig:
         loss: ``binary`` (labelled pairs, the paper's) or ``softmax`` (in-batch negatives).
         symmetric_loss: with softmax, also rank contexts for each response.
         normalization: text normalisation applied to raw input (see ``chatbot.text``).
+        lexical_weight: weight of the TF-IDF cosine added to the neural score (the hybrid
+            score, see ``chatbot.lexical``); 0 is the plain dual encoder. Above 0 the artifact
+            must hold the fitted TF-IDF model.
 
     Example:
         >>> ModelConfig(hidden_size=8).encoding_dim
@@ -62,6 +65,7 @@ class ModelConfig:
     loss: str = "binary"
     symmetric_loss: bool = False
     normalization: str = "udc"
+    lexical_weight: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -74,6 +78,7 @@ class ModelConfig:
             "max_response_tokens": self.max_response_tokens >= 1,
             "loss": self.loss in LOSSES,
             "normalization": self.normalization in MODES,
+            "lexical_weight": self.lexical_weight >= 0.0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

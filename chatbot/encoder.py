@@ -14,6 +14,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from chatbot.config import ModelConfig
+from chatbot.lexical import TfidfModel, rowwise_dot
 from chatbot.model import DualEncoder
 from chatbot.text import Normalizer
 from chatbot.vocab import Vocab
@@ -55,6 +56,8 @@ class TextEncoder:
         vocab: its vocabulary.
         config: its configuration (lengths, normalisation).
         jit_compile: compile with XLA (faster per call, a compilation per new shape).
+        lexical: the fitted TF-IDF model of a hybrid model (``config.lexical_weight > 0``):
+            its score is then ``cᵀMr + b + lexical_weight × cosine(tfidf(c), tfidf(r))``.
 
     Example:
         >>> enc = TextEncoder(model, vocab, config)
@@ -63,11 +66,20 @@ class TextEncoder:
     """
 
     def __init__(
-        self, model: DualEncoder, vocab: Vocab, config: ModelConfig, jit_compile: bool = True
+        self,
+        model: DualEncoder,
+        vocab: Vocab,
+        config: ModelConfig,
+        jit_compile: bool = True,
+        lexical: TfidfModel | None = None,
     ) -> None:
+        if config.lexical_weight > 0 and lexical is None:
+            raise ValueError("config.lexical_weight > 0 needs the fitted lexical (TF-IDF) model")
         self.model = model
         self.vocab = vocab
         self.config = config
+        self.lexical = lexical if config.lexical_weight > 0 else None
+        self.lexical_weight = config.lexical_weight if self.lexical is not None else 0.0
         self.normalizer = Normalizer(config.normalization)
         self.bias = float(model.b.numpy())
         signature = [tf.TensorSpec((None, None), tf.int32)]
@@ -131,6 +143,14 @@ class TextEncoder:
             batch = pad_ids(rows, length, padded_batch(len(rows)))
             out[chunk] = fn(tf.constant(batch)).numpy()[: len(rows)]
         return out
+
+    def lexical_pair_scores(self, contexts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        """``lexical_weight × cosine`` of each normalised context with the response at the same
+        position (zeros for a plain dual encoder): what the hybrid adds to ``cᵀMr``."""
+        if self.lexical is None:
+            return np.zeros(len(contexts), dtype=np.float32)
+        scores = rowwise_dot(self.lexical.transform(contexts), self.lexical.transform(responses))
+        return np.float32(self.lexical_weight) * scores
 
     def encode_raw_contexts(self, contexts: Sequence[Sequence[str]]) -> np.ndarray:
         """``cM`` for raw contexts, each a list of turns as a person typed them."""

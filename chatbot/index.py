@@ -5,6 +5,7 @@ Layout::
     vectors.f32.npy   (n, d) float32 response vectors r
     vectors.f16.npy   the same in float16 (half the memory, for large repositories/GPUs)
     texts.jsonl       one JSON string a line: the text shown for each vector
+    lexical.npz       hybrid models only: the responses' sparse TF-IDF rows (scipy CSR)
     manifest.json     format, model version and weights checksum, n, dim, file checksums
 
 An index is tied to the model that encoded it: loading it for another model fails.
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from chatbot.artifact import Artifact, sha256_file
 
@@ -28,6 +30,7 @@ FORMAT = 1
 VECTORS = "vectors.f32.npy"
 VECTORS_F16 = "vectors.f16.npy"
 TEXTS = "texts.jsonl"
+LEXICAL = "lexical.npz"
 MANIFEST = "manifest.json"
 
 
@@ -48,6 +51,7 @@ class ResponseIndex:
     vectors: np.ndarray
     texts: list[str]
     manifest: dict[str, Any]
+    lexical: sp.csr_matrix | None = None  # (n, lexical vocabulary) TF-IDF rows, hybrid models
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -58,11 +62,23 @@ class ResponseIndex:
 
 
 def save_index(
-    path: Path, vectors: np.ndarray, texts: Sequence[str], artifact: Artifact, source: str = ""
+    path: Path,
+    vectors: np.ndarray,
+    texts: Sequence[str],
+    artifact: Artifact,
+    source: str = "",
+    lexical: sp.csr_matrix | None = None,
 ) -> Path:
-    """Writes an index for ``artifact`` to ``path`` (replacing it) atomically."""
+    """Writes an index for ``artifact`` to ``path`` (replacing it) atomically.
+
+    ``lexical`` (the responses' TF-IDF rows) is required for a hybrid model's index.
+    """
     if len(vectors) != len(texts):
         raise ValueError(f"{len(vectors)} vectors but {len(texts)} texts")
+    if lexical is not None and lexical.shape[0] != len(texts):
+        raise ValueError(f"{lexical.shape[0]} lexical rows but {len(texts)} texts")
+    if lexical is None and artifact.config.lexical_weight > 0:
+        raise ValueError("a hybrid model's index needs the responses' lexical (TF-IDF) rows")
     tmp = path.with_name(path.name + ".part")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -71,6 +87,10 @@ def save_index(
     with (tmp / TEXTS).open("w", encoding="utf-8") as f:
         for text in texts:
             f.write(json.dumps(text, ensure_ascii=False) + "\n")
+    names = [VECTORS, VECTORS_F16, TEXTS]
+    if lexical is not None:
+        sp.save_npz(tmp / LEXICAL, sp.csr_matrix(lexical, dtype=np.float32))
+        names.append(LEXICAL)
     manifest = {
         "format": FORMAT,
         "model_version": artifact.version,
@@ -79,7 +99,7 @@ def save_index(
         "dim": int(vectors.shape[1]),
         "source": source,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "files": {name: sha256_file(tmp / name) for name in (VECTORS, VECTORS_F16, TEXTS)},
+        "files": {name: sha256_file(tmp / name) for name in names},
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     if path.exists():
@@ -112,7 +132,13 @@ def load_index(
             f"{path}: built by model {manifest.get('model_version')}, not by {artifact.version} "
             f"(re-run `chatbot index --model {artifact.path} ...`)"
         )
-    for name in (VECTORS, TEXTS):
+    has_lexical = LEXICAL in manifest.get("files", {})
+    if artifact is not None and artifact.config.lexical_weight > 0 and not has_lexical:
+        raise IndexLoadError(
+            f"{path}: has no {LEXICAL}, which the hybrid model {artifact.version} needs "
+            f"(re-run `chatbot index --model {artifact.path} ...`)"
+        )
+    for name in (VECTORS, TEXTS, *((LEXICAL,) if has_lexical else ())):
         if not (path / name).is_file():
             raise IndexLoadError(f"{path}: {name} is missing")
         if verify and sha256_file(path / name) != manifest["files"][name]:
@@ -130,4 +156,13 @@ def load_index(
             f"{path}: vectors of size {manifest['dim']}, "
             f"the model encodes {artifact.model.encoding_dim}"
         )
-    return ResponseIndex(vectors=vectors, texts=texts, manifest=manifest)
+    lexical = sp.load_npz(path / LEXICAL).tocsr() if has_lexical else None
+    if lexical is not None and lexical.shape[0] != len(texts):
+        raise IndexLoadError(f"{path}: {LEXICAL} has {lexical.shape[0]} rows, not {len(texts)}")
+    lexical_model = artifact.lexical if artifact is not None else None
+    if lexical is not None and lexical_model is not None and lexical.shape[1] != len(lexical_model):
+        raise IndexLoadError(
+            f"{path}: {LEXICAL} has {lexical.shape[1]} columns, the model's TF-IDF "
+            f"vocabulary {len(lexical_model)} (re-run `chatbot index`)"
+        )
+    return ResponseIndex(vectors=vectors, texts=texts, manifest=manifest, lexical=lexical)

@@ -6,10 +6,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from chatbot.artifact import load_artifact
 from chatbot.encoder import TextEncoder
 from chatbot.index import ResponseIndex, load_index
 from chatbot.search import SearchBackend, make_backend, top_k_rows
+
+# A hybrid model (neural + lexical_weight × TF-IDF cosine) re-ranks, for each context, the union
+# of the repository's top RERANK_DEPTH responses by the neural score and by the lexical one.
+RERANK_DEPTH = 256
 
 
 @dataclass(frozen=True)
@@ -24,7 +30,9 @@ class Ranker:
     """Encodes raw contexts and ranks repository responses (or given candidates) for them.
 
     Scores are the model's logits ``cᵀMr + b``; ``σ(score)`` is its probability that the
-    response follows the context.
+    response follows the context. A hybrid model adds ``lexical_weight × cosine`` of the TF-IDF
+    vectors (see :mod:`chatbot.lexical`) and ranks the union of the top ``RERANK_DEPTH``
+    responses by each signal.
 
     Example:
         >>> ranker = Ranker.load("artifacts/default/model", "artifacts/default/index")
@@ -55,7 +63,10 @@ class Ranker:
 
     def respond(self, contexts: Sequence[Sequence[str]], k: int) -> list[list[Hit]]:
         """Top-k repository responses for each raw context (a list of turns, oldest first)."""
-        queries = self.encoder.encode_raw_contexts(contexts)
+        normalized = [self.encoder.normalizer.context(turns) for turns in contexts]
+        queries = self.encoder.encode_contexts(normalized)
+        if self.encoder.lexical is not None:
+            return self._respond_hybrid(normalized, queries, k)
         scores, ids = self.backend.search(queries, k)
         bias = self.encoder.bias
         texts = self.index.texts
@@ -64,12 +75,38 @@ class Ranker:
             for row_s, row_i in zip(scores, ids, strict=True)
         ]
 
+    def _respond_hybrid(
+        self, normalized: Sequence[str], queries: np.ndarray, k: int
+    ) -> list[list[Hit]]:
+        lexical, index_lexical = self.encoder.lexical, self.index.lexical
+        if lexical is None or index_lexical is None:
+            raise ValueError("a hybrid model needs an index with lexical (TF-IDF) rows")
+        depth = min(len(self.index), max(k, RERANK_DEPTH))
+        _, neural_ids = self.backend.search(queries, depth)
+        overlap = (lexical.transform(normalized) @ index_lexical.T).tocsr()
+        weight, bias, texts = self.encoder.lexical_weight, self.encoder.bias, self.index.texts
+        out = []
+        for i, query in enumerate(queries):
+            row = overlap.getrow(i)
+            lexical_ids = row.indices[np.argsort(-row.data, kind="stable")[:depth]]
+            ids = np.union1d(neural_ids[i][neural_ids[i] >= 0], lexical_ids).astype(np.int64)
+            scores = self.index.vectors[ids] @ query + weight * row[:, ids].toarray()[0]
+            best = np.argsort(-scores, kind="stable")[:k]
+            out.append([Hit(texts[ids[j]], float(scores[j] + bias)) for j in best])
+        return out
+
     def rank_candidates(
         self, context: Sequence[str], candidates: Sequence[str], k: int
     ) -> list[Hit]:
         """The caller's candidates, scored by the same model, top-k best first."""
-        query = self.encoder.encode_raw_contexts([context])
-        vectors = self.encoder.encode_raw_responses(candidates)
-        scores, ids = top_k_rows(query @ vectors.T, k)
+        normalizer = self.encoder.normalizer
+        context_text = normalizer.context(context)
+        response_texts = [normalizer.response(t) for t in candidates]
+        query = self.encoder.encode_contexts([context_text])
+        vectors = self.encoder.encode_responses(response_texts)
+        lexical = self.encoder.lexical_pair_scores(
+            [context_text] * len(response_texts), response_texts
+        )
+        scores, ids = top_k_rows(query @ vectors.T + lexical[None, :], k)
         bias = self.encoder.bias
         return [Hit(candidates[i], float(s + bias)) for s, i in zip(scores[0], ids[0], strict=True)]

@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "training.cli_train",
     "training.cli_eval",
     "training.cli_index",
+    "training.cli_ubuntu",
     "service.cli",
     "chatbot_cli.demo",
 )

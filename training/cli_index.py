@@ -65,7 +65,9 @@ def build_index(
     start = time.perf_counter()
     vectors = encoder.encode_responses(normalized, batch_size=batch_size, progress=True)
     took = time.perf_counter() - start
-    save_index(out, vectors, shown, artifact, source=str(responses))
+    # A hybrid model also needs the responses' TF-IDF rows to score over the repository.
+    lexical = encoder.lexical.transform(normalized) if encoder.lexical is not None else None
+    save_index(out, vectors, shown, artifact, source=str(responses), lexical=lexical)
     log.info(
         "index of %d responses written to %s (%.0f responses/s)", len(shown), out, len(shown) / took
     )

@@ -3,6 +3,9 @@
 A model is anything with ``encode_contexts`` and ``encode_responses`` (:class:`PairEncoder`); its
 score for a candidate is the dot product of the context vector (already multiplied by M) and the
 candidate's vector. Every context and every distinct candidate text is encoded once, in batches.
+A hybrid model (an encoder whose ``lexical`` TF-IDF model and ``lexical_weight`` are set, see
+:class:`chatbot.encoder.TextEncoder`) adds ``lexical_weight × cosine(tfidf(c), tfidf(r))``, as the
+ranker does.
 
 Example:
     >>> report = run_evaluation(rows, encoder, ["tfidf"], "eval.json")  # doctest: +SKIP
@@ -142,7 +145,32 @@ def model_scores(
     for start in range(0, len(rows), _SCORE_CHUNK):
         part = slice(start, start + _SCORE_CHUNK)
         scores[part] = np.einsum("nd,nmd->nm", ctx_vecs[ctx_idx[part]], cand_vecs[cand_idx[part]])
-    return scores
+    lexical = lexical_scores(rows, encoder)
+    return scores if lexical is None else scores + lexical
+
+
+def lexical_scores(rows: Sequence[EvalRow], encoder: object) -> np.ndarray | None:
+    """The lexical part of a hybrid model's scores, ``(len(rows), n_candidates)``, or ``None``
+    when ``encoder`` has no lexical model (``lexical``/``lexical_weight`` attributes).
+
+    Each distinct text is turned into TF-IDF once.
+    """
+    lexical = getattr(encoder, "lexical", None)
+    weight = float(getattr(encoder, "lexical_weight", 0.0) or 0.0)
+    if lexical is None or weight <= 0:
+        return None
+    from chatbot.lexical import rowwise_dot
+
+    m = candidate_count(rows)
+    contexts = list(dict.fromkeys(row.context for row in rows))
+    candidates = list(dict.fromkeys(t for row in rows for t in row.candidates))
+    c_pos = {t: i for i, t in enumerate(contexts)}
+    r_pos = {t: i for i, t in enumerate(candidates)}
+    c_mat, r_mat = lexical.transform(contexts), lexical.transform(candidates)
+    c_idx = np.repeat([c_pos[row.context] for row in rows], m)
+    r_idx = np.array([r_pos[t] for row in rows for t in row.candidates])
+    cosine = rowwise_dot(c_mat[c_idx], r_mat[r_idx]).reshape(len(rows), m)
+    return np.float32(weight) * cosine
 
 
 def evaluate(

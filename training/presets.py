@@ -51,6 +51,34 @@ PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
             patience=3,
         ),
     ),
+    # `chatbot ubuntu-model`: the Ubuntu sources in ../shared/data (about 85k training pairs,
+    # 3600 steps of 128 = 5.4 passes), about half an hour on 2 CPU cores. In-batch softmax,
+    # bidirectional, word2vec-initialised embeddings; the hybrid weight (lexical_weight) is
+    # tuned after training. See docs/results.md for what was compared.
+    "ubuntu": (
+        ModelConfig(
+            vocab_size=30_000,
+            min_count=2,
+            embedding_dim=100,
+            hidden_size=128,
+            bidirectional=True,
+            max_context_tokens=160,
+            max_response_tokens=60,
+            normalization="udc",
+            loss="softmax",
+            symmetric_loss=True,
+        ),
+        TrainConfig(
+            batch_size=128,
+            learning_rate=2e-3,
+            max_steps=3600,
+            eval_every=200,
+            eval_rows=950,
+            checkpoint_every=200,
+            patience=4,
+            shuffle_buffer=20_000,
+        ),
+    ),
     # Lowe et al. (2015) / the seed tutorial, for the full UDC v2.
     "udc": (
         ModelConfig(

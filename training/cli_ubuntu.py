@@ -1,0 +1,65 @@
+"""``chatbot ubuntu-model``: the Ubuntu support model from the public Ubuntu data, end to end.
+
+Example:
+    chatbot ubuntu-model --shared-data ../shared/data --out artifacts/ubuntu
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Adds the ``ubuntu-model`` subcommand."""
+    p = subparsers.add_parser(
+        "ubuntu-model",
+        help="build Ubuntu data from the shared sources, train, tune the hybrid, index, evaluate",
+        description="Build UDC v2-style training and held-out files from the #ubuntu IRC logs "
+        "and raw UDC dialogues (leaving out the official UDC validation/test period), train "
+        "the `ubuntu` preset with word2vec-initialised embeddings, tune the TF-IDF hybrid "
+        "weight on validation rows, write the model artifact (OUT/model) and response index "
+        "(OUT/index), and evaluate on held-out rows and the official first100/test.csv.",
+    )
+    p.add_argument(
+        "--shared-data",
+        type=Path,
+        help="the shared data folder (default: $CHATBOT_SHARED_DATA or ../shared/data)",
+    )
+    p.add_argument("--out", type=Path, default=Path("artifacts/ubuntu"), help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data build and training")
+    p.add_argument("--max-steps", type=int, help="override the preset's training steps")
+    p.add_argument(
+        "--no-word-vectors", action="store_true", help="random embeddings instead of word2vec"
+    )
+    p.add_argument(
+        "--no-lexical", action="store_true", help="plain dual encoder, no TF-IDF hybrid score"
+    )
+    p.add_argument(
+        "--reuse-data", action="store_true", help="keep OUT/data if it was built already"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from training.ubuntu import UbuntuOptions, run_pipeline, shared_data_dir
+
+    options = UbuntuOptions(
+        shared_data=shared_data_dir(args.shared_data),
+        out=args.out,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        word_vectors=not args.no_word_vectors,
+        lexical=not args.no_lexical,
+        reuse_data=args.reuse_data,
+    )
+    report = run_pipeline(options)
+    for name, results in report["evaluation"].items():
+        model = results["results"]["model"]["recall@1"]
+        tfidf = results["results"]["tfidf"]["recall@1"]
+        log.info("%s: R10@1 model %.3f, TF-IDF %.3f", name, model, tfidf)
+    log.info("done in %.0f s; report: %s", report["seconds"], args.out / "report.json")
+    return 0
