@@ -2,8 +2,9 @@
 
 The first run builds everything from the ``chitchat-dataset`` package (installed from PyPI,
 so no files of ours are needed): UDC-layout data, a model trained with the ``chitchat``
-preset, its evaluation against TF-IDF and random, and a response index of the training
-conversations' turns. Each step is skipped when its output exists, so later runs serve at once.
+preset with its hybrid TF-IDF weight tuned on the validation rows (``training.hybrid``), its
+evaluation against TF-IDF and random, and a response index of the training conversations'
+turns. Each step is skipped when its output exists, so later runs serve at once.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def build_default(
     from training.build import BuildOptions, build_dataset, split_dialogues
     from training.cli_index import build_index
     from training.evaluate import run_evaluation
+    from training.hybrid import add_lexical
     from training.presets import PRESETS
     from training.sources.chitchat import read_chitchat
     from training.sources.udc_csv import read_eval_rows
@@ -67,10 +69,11 @@ def build_default(
         with (data / "responses.jsonl").open("w", encoding="utf-8") as f:
             f.writelines(json.dumps(t, ensure_ascii=False) + "\n" for t in turns)
     if rebuild or not (model / "manifest.json").exists():
-        log.info("step 2/4: training the %s preset", preset)
+        log.info("step 2/4: training the %s preset, then tuning its TF-IDF hybrid weight", preset)
         train(
             data / "train.csv", data / "valid.csv", model, model_config, train_config, name=preset
         )
+        add_lexical(model, data / "train.csv", {"valid": data / "valid.csv"}, name=preset)
     if rebuild or not (out / "eval.json").exists():
         log.info("step 3/4: evaluating on test.csv against TF-IDF and random")
         from chatbot.artifact import load_encoder

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -26,6 +26,9 @@ from tqdm import tqdm
 from training.baselines import BASELINES, baseline_scores, candidate_count
 from training.metrics import mean_reciprocal_rank, recall_at_k
 from training.plots import plot_recall
+
+if TYPE_CHECKING:
+    from chatbot.lexical import TfidfModel
 from training.sources.udc_csv import EvalRow
 
 MODEL = "model"  # the system name of the model in results
@@ -159,6 +162,12 @@ def lexical_scores(rows: Sequence[EvalRow], encoder: object) -> np.ndarray | Non
     weight = float(getattr(encoder, "lexical_weight", 0.0) or 0.0)
     if lexical is None or weight <= 0:
         return None
+    return np.float32(weight) * lexical_cosines(rows, lexical)
+
+
+def lexical_cosines(rows: Sequence[EvalRow], lexical: TfidfModel) -> np.ndarray:
+    """TF-IDF cosine of each row's context with each of its candidates, ``(len(rows), m)``;
+    each distinct text is turned into TF-IDF once."""
     from chatbot.lexical import rowwise_dot
 
     m = candidate_count(rows)
@@ -169,8 +178,7 @@ def lexical_scores(rows: Sequence[EvalRow], encoder: object) -> np.ndarray | Non
     c_mat, r_mat = lexical.transform(contexts), lexical.transform(candidates)
     c_idx = np.repeat([c_pos[row.context] for row in rows], m)
     r_idx = np.array([r_pos[t] for row in rows for t in row.candidates])
-    cosine = rowwise_dot(c_mat[c_idx], r_mat[r_idx]).reshape(len(rows), m)
-    return np.float32(weight) * cosine
+    return rowwise_dot(c_mat[c_idx], r_mat[r_idx]).reshape(len(rows), m)
 
 
 def evaluate(

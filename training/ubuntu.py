@@ -42,11 +42,11 @@ from typing import Any
 
 import numpy as np
 
-from chatbot.lexical import TfidfModel
 from chatbot.text import EOT, EOU, Normalizer, join_turns, join_utterances
 from training.build import TRAIN_HEADER, BuildOptions, SplitOptions, build_dataset, split_dialogues
 from training.dialogue import Dialogue, Turn
 from training.errors import BadRowCounter
+from training.hybrid import add_lexical
 from training.sources.udc_csv import EvalRow, read_eval_rows, read_train_rows
 
 log = logging.getLogger(__name__)
@@ -372,79 +372,6 @@ def word_vectors(
     return table.astype(np.float32), found
 
 
-def fit_lexical(train_path: Path) -> TfidfModel:
-    """The hybrid's TF-IDF model, fitted on the distinct contexts and responses of a training
-    file (sub-linear tf, words in 2+ texts: the best of the variants tried, docs/results.md)."""
-    texts: dict[str, None] = {}
-    for row in read_train_rows(train_path):
-        texts.setdefault(row.context)
-        texts.setdefault(row.response)
-    return TfidfModel.fit(texts, min_df=2, sublinear_tf=True)
-
-
-def score_parts(
-    rows: Sequence[EvalRow], encoder: Any, lexical: TfidfModel
-) -> tuple[np.ndarray, np.ndarray]:
-    """Neural scores ``cᵀMr`` and TF-IDF cosines of each row's candidates (true one first)."""
-    from training.evaluate import lexical_scores, model_scores
-
-    neural = model_scores(rows, encoder, progress=False)
-    probe = dataclasses.make_dataclass("_Probe", ["lexical", "lexical_weight"])(lexical, 1.0)
-    cosine = lexical_scores(rows, probe)
-    assert cosine is not None
-    return neural, cosine
-
-
-# In-batch softmax training makes the neural logits large (their spread over 10 candidates is
-# tens of units), while the cosine is in [0, 1]: hence weights up to the hundreds.
-WEIGHT_GRID = (
-    0.0,
-    0.5,
-    1.0,
-    2.0,
-    3.0,
-    4.0,
-    6.0,
-    8.0,
-    12.0,
-    16.0,
-    24.0,
-    32.0,
-    48.0,
-    64.0,
-    96.0,
-    128.0,
-)
-
-
-def tune_lexical_weight(
-    parts: Sequence[tuple[np.ndarray, np.ndarray]], grid: Sequence[float] = WEIGHT_GRID
-) -> tuple[float, list[dict[str, float]]]:
-    """The weight of the lexical cosine that maximises the mean MRR over validation sets.
-
-    Args:
-        parts: per validation set, ``(neural, cosine)`` score matrices (see :func:`score_parts`).
-        grid: the weights tried; ties go to the smallest.
-
-    Returns:
-        The best weight and, per weight, the mean R10@1 and MRR.
-
-    Example:
-        >>> neural = np.array([[0.0, 1.0]]); cosine = np.array([[1.0, 0.0]])
-        >>> tune_lexical_weight([(neural, cosine)], grid=(0.0, 2.0))[0]
-        2.0
-    """
-    from training.metrics import mean_reciprocal_rank, recall_at_k
-
-    table = []
-    for w in grid:
-        r1 = float(np.mean([recall_at_k(n + w * c, 1) for n, c in parts]))
-        mrr = float(np.mean([mean_reciprocal_rank(n + w * c) for n, c in parts]))
-        table.append({"weight": float(w), "recall@1": r1, "mrr": mrr})
-    best = max(table, key=lambda t: (t["mrr"], -t["weight"]))
-    return best["weight"], table
-
-
 @dataclass(frozen=True)
 class UbuntuOptions:
     """What ``chatbot ubuntu-model`` does.
@@ -480,7 +407,6 @@ def run_pipeline(options: UbuntuOptions) -> dict[str, Any]:
     """
     import shutil
 
-    from chatbot.artifact import load_artifact, save_artifact
     from training.cli_index import build_index
     from training.dataset import build_vocab
     from training.evaluate import run_evaluation
@@ -550,28 +476,8 @@ def run_pipeline(options: UbuntuOptions) -> dict[str, Any]:
     tick = time.monotonic()
     tuning: dict[str, Any] = {"lexical_weight": 0.0}
     if options.lexical:
-        artifact = load_artifact(model_dir)
-        lexical = fit_lexical(train_csv)
         valid_sets = {"own_valid": valid_csv, "first100_valid": shared / OFFICIAL_VALID}
-        encoder = artifact.encoder(jit_compile=False)
-        parts = [
-            score_parts(read_rows(path), encoder, lexical)
-            for path in valid_sets.values()
-            if path.is_file()
-        ]
-        weight, table = tune_lexical_weight(parts)
-        tuning = {"lexical_weight": weight, "sets": list(valid_sets), "grid": table}
-        log.info("hybrid: lexical_weight %.1f (validation table in report.json)", weight)
-        if weight > 0:
-            save_artifact(
-                model_dir,
-                artifact.model,
-                artifact.vocab,
-                dataclasses.replace(artifact.config, lexical_weight=weight),
-                name="ubuntu",
-                extra={"training": artifact.manifest.get("training"), "lexical_tuning": tuning},
-                lexical=lexical,
-            )
+        tuning = add_lexical(model_dir, train_csv, valid_sets, name="ubuntu")
     timings["hybrid"] = time.monotonic() - tick
 
     # 5. Response index and evaluation (the official test rows are only ever evaluated here).

@@ -15,6 +15,7 @@ import pytest
 from chatbot.text import Normalizer
 from training.build import EVAL_HEADER, TRAIN_HEADER
 from training.dialogue import Dialogue
+from training.hybrid import tune_lexical_weight
 from training.sources.udc_csv import read_eval_rows, read_train_rows
 from training.ubuntu import (
     IRC_ARCHIVE,
@@ -30,7 +31,6 @@ from training.ubuntu import (
     read_ubuntu_dialogues,
     run_pipeline,
     shared_data_dir,
-    tune_lexical_weight,
     word_vectors,
 )
 
