@@ -5,8 +5,8 @@ adding ``lexical_weight × cosine(tfidf(context), tfidf(response))`` to the neur
 both (see docs/results.md). Response TF-IDF vectors are sparse and can be stored beside the
 response vectors of an index, so the hybrid still works over a pre-encoded repository.
 
-The weighting is scikit-learn's ``TfidfVectorizer`` default, written out so it can be saved as
-plain JSON and reproduced by hand: tf = raw count (or ``1 + ln(count)`` with ``sublinear_tf``),
+The weighting is scikit-learn's ``TfidfVectorizer`` default, saved as plain JSON (words and
+idf) so it can be checked by hand: tf = raw count (or ``1 + ln(count)`` with ``sublinear_tf``),
 idf = ``ln((1 + n_docs) / (1 + df)) + 1``, rows L2-normalised. Tokens are whitespace-separated
 (texts are already normalised); the ``__eou__``/``__eot__`` markers and words unseen when fitting
 are ignored.
@@ -20,13 +20,12 @@ Example:
 from __future__ import annotations
 
 import json
-import math
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from chatbot.text import MARKERS
 
@@ -34,10 +33,10 @@ KIND = "tfidf"
 
 
 class TfidfModel:
-    """Fitted TF-IDF weights: a word list and each word's idf.
+    """Fitted TF-IDF weights (scikit-learn's ``TfidfVectorizer``): a word list and idf values.
 
     Args:
-        words: the vocabulary; a word's column is its position.
+        words: the vocabulary; a word's column is its position (sorted, as scikit-learn does).
         idf: one idf per word.
         sublinear_tf: use ``1 + ln(count)`` instead of the raw count.
     """
@@ -45,12 +44,14 @@ class TfidfModel:
     def __init__(self, words: Sequence[str], idf: Sequence[float], sublinear_tf: bool = False):
         if len(words) != len(idf):
             raise ValueError(f"{len(words)} words but {len(idf)} idf values")
+        if len(set(words)) != len(words):
+            raise ValueError("TF-IDF vocabulary has duplicate words")
         self.words = list(words)
         self.idf = np.asarray(idf, dtype=np.float64)
         self.sublinear_tf = sublinear_tf
-        self._columns = {w: i for i, w in enumerate(self.words)}
-        if len(self._columns) != len(self.words):
-            raise ValueError("TF-IDF vocabulary has duplicate words")
+        self._vectorizer = _vectorizer(sublinear_tf, vocabulary=self.words)
+        if self.words:
+            self._vectorizer.idf_ = self.idf
 
     def __len__(self) -> int:
         return len(self.words)
@@ -68,35 +69,18 @@ class TfidfModel:
             >>> m.words, [round(x, 4) for x in m.idf]
             (['a', 'b', 'c'], [1.0, 1.4055, 1.4055])
         """
-        df: Counter[str] = Counter()
-        n = 0
-        for text in texts:
-            df.update(set(cls._tokens(text)))
-            n += 1
-        words = sorted(w for w, c in df.items() if c >= min_df)
-        idf = [math.log((1 + n) / (1 + df[w])) + 1.0 for w in words]
-        return cls(words, idf, sublinear_tf)
+        vectorizer = _vectorizer(sublinear_tf, min_df=min_df)
+        try:
+            vectorizer.fit(texts)
+        except ValueError:  # no word reached min_df: an empty model that scores 0
+            return cls([], [], sublinear_tf)
+        return cls(list(vectorizer.get_feature_names_out()), vectorizer.idf_, sublinear_tf)
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """L2-normalised TF-IDF rows, shape ``(len(texts), len(self))``, float32."""
-        indptr: list[int] = [0]
-        indices: list[int] = []
-        values: list[float] = []
-        for text in texts:
-            counts = Counter(self._columns[t] for t in self._tokens(text) if t in self._columns)
-            cols = sorted(counts)
-            tf = np.array([counts[c] for c in cols], dtype=np.float64)
-            if self.sublinear_tf:
-                tf = 1.0 + np.log(tf)
-            weights = tf * self.idf[cols] if cols else tf
-            norm = float(np.sqrt((weights**2).sum()))
-            indices.extend(cols)
-            values.extend(weights / norm if norm > 0 else weights)
-            indptr.append(len(indices))
-        return sp.csr_matrix(
-            (np.asarray(values, np.float32), np.asarray(indices, np.int64), indptr),
-            shape=(len(texts), len(self.words)),
-        )
+        if not self.words:
+            return sp.csr_matrix((len(texts), 0), dtype=np.float32)
+        return self._vectorizer.transform(texts).tocsr()
 
     def pair_scores(self, contexts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         """Cosine of each context with the response at the same position: float32 ``(n,)``."""
@@ -119,6 +103,21 @@ class TfidfModel:
         if data.get("kind") != KIND:
             raise ValueError(f"{path}: lexical model kind {data.get('kind')!r}, expected {KIND!r}")
         return cls(data["words"], data["idf"], bool(data.get("sublinear_tf", False)))
+
+
+def _vectorizer(
+    sublinear_tf: bool, min_df: int = 1, vocabulary: Sequence[str] | None = None
+) -> TfidfVectorizer:
+    # Texts are normalised already: split on whitespace, keep case, drop the turn markers.
+    return TfidfVectorizer(
+        tokenizer=TfidfModel._tokens,
+        token_pattern=None,
+        lowercase=False,
+        min_df=min_df,
+        sublinear_tf=sublinear_tf,
+        vocabulary=vocabulary,
+        dtype=np.float32,
+    )
 
 
 def rowwise_dot(a: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
