@@ -16,6 +16,10 @@ from chatbot.search import SearchBackend, make_backend, top_k_rows
 # A hybrid model (neural + lexical_weight × TF-IDF cosine) re-ranks, for each context, the union
 # of the repository's top RERANK_DEPTH responses by the neural score and by the lexical one.
 RERANK_DEPTH = 256
+# A hybrid model rewards word overlap, and the closest overlap is the user's own message: a
+# repository response this similar (TF-IDF cosine) to the last turn is a restatement, not an
+# answer, and is never returned.
+ECHO_COSINE = 0.7
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,8 @@ class Ranker:
         normalized = [self.encoder.normalizer.context(turns) for turns in contexts]
         queries = self.encoder.encode_contexts(normalized)
         if self.encoder.lexical is not None:
-            return self._respond_hybrid(normalized, queries, k)
+            last_turns = [self.encoder.normalizer.normalize(turns[-1]) for turns in contexts]
+            return self._respond_hybrid(normalized, last_turns, queries, k)
         scores, ids = self.backend.search(queries, k)
         bias = self.encoder.bias
         texts = self.index.texts
@@ -76,7 +81,7 @@ class Ranker:
         ]
 
     def _respond_hybrid(
-        self, normalized: Sequence[str], queries: np.ndarray, k: int
+        self, normalized: Sequence[str], last_turns: Sequence[str], queries: np.ndarray, k: int
     ) -> list[list[Hit]]:
         lexical, index_lexical = self.encoder.lexical, self.index.lexical
         if lexical is None or index_lexical is None:
@@ -84,12 +89,16 @@ class Ranker:
         depth = min(len(self.index), max(k, RERANK_DEPTH))
         _, neural_ids = self.backend.search(queries, depth)
         overlap = (lexical.transform(normalized) @ index_lexical.T).tocsr()
+        echo = (lexical.transform(last_turns) @ index_lexical.T).tocsr()
         weight, bias, texts = self.encoder.lexical_weight, self.encoder.bias, self.index.texts
         out = []
         for i, query in enumerate(queries):
             row = overlap.getrow(i)
             lexical_ids = row.indices[np.argsort(-row.data, kind="stable")[:depth]]
             ids = np.union1d(neural_ids[i][neural_ids[i] >= 0], lexical_ids).astype(np.int64)
+            echo_row = echo.getrow(i)
+            echoes = echo_row.indices[echo_row.data >= ECHO_COSINE]
+            ids = ids[~np.isin(ids, echoes)]
             scores = self.index.vectors[ids] @ query + weight * row[:, ids].toarray()[0]
             best = np.argsort(-scores, kind="stable")[:k]
             out.append([Hit(texts[ids[j]], float(scores[j] + bias)) for j in best])

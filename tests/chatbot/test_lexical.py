@@ -176,13 +176,31 @@ def test_hybrid_index_and_ranker(hybrid, tmp_path):
     assert load_index(tmp_path / "index", hybrid).lexical.shape == (4, len(_lexical()))
 
     ranker = Ranker.load(hybrid.path, tmp_path / "index")
-    hits = ranker.respond([["good morning"], ["what is your name?"]], k=2)
+    hits = ranker.respond([["good morning", "hello"], ["what is your name?", "hi"]], k=2)
     # The lexical term (weight 100) decides: the response sharing the words comes first.
     assert [h[0].text for h in hits] == ["Good morning!", "My name is Bot."]
     # Its score is the same whether ranked over the repository or as a given candidate.
-    again = ranker.rank_candidates(["good morning"], texts, k=4)
+    again = ranker.rank_candidates(["good morning", "hello"], texts, k=4)
     assert again[0].text == "Good morning!"
     assert again[0].score == pytest.approx(hits[0][0].score, rel=1e-5)
+
+
+def test_hybrid_ranker_never_echoes_the_last_turn(hybrid, tmp_path):
+    encoder = hybrid.encoder()
+    texts = ["Good morning!", "My name is Bot.", "See you later.", "Fine, thanks."]
+    normalized = [encoder.normalizer.response(t) for t in texts]
+    save_index(
+        tmp_path / "index",
+        encoder.encode_responses(normalized),
+        texts,
+        hybrid,
+        lexical=encoder.lexical.transform(normalized),
+    )
+    ranker = Ranker.load(hybrid.path, tmp_path / "index")
+    # "good morning" restates "Good morning!" (cosine 1 >= ECHO_COSINE): it is left out, though
+    # the lexical term would rank it first; the other three remain.
+    hits = ranker.respond([["good morning"]], k=4)[0]
+    assert sorted(h.text for h in hits) == sorted(texts[1:])
 
 
 def test_hybrid_model_refuses_an_index_without_lexical_rows(hybrid, tmp_path):
