@@ -248,18 +248,19 @@ class FaissSearch:
         # faiss hands batches of 20+ queries to its bundled BLAS, which was erratic on 2
         # cores (docs/facts): keep its own kernel for the micro-batch sizes we use.
         faiss.cvar.distance_compute_blas_threshold = 1024
+        index: faiss.Index
         if kind == "flat":
             index = faiss.IndexFlatIP(dim)
         elif kind == "ivf":
             nlist = max(1, min(int(4 * math.sqrt(n)), n // 39 or 1))
-            index = faiss.IndexIVFFlat(
-                faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT
-            )
-            index.train(vectors)
-            index.nprobe = min(nprobe, nlist)
+            ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            ivf.train(vectors)
+            ivf.nprobe = min(nprobe, nlist)
+            index = ivf
         elif kind == "hnsw":
-            index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efSearch = 128
+            hnsw = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+            hnsw.hnsw.efSearch = 128
+            index = hnsw
         else:
             raise ValueError(f"unknown faiss index kind {kind!r}; expected flat, ivf or hnsw")
         index.add(vectors)

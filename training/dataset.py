@@ -124,6 +124,10 @@ def train_dataset(
             window_size=batch,
         )
     else:
-        shapes = ([config.max_context_tokens], [config.max_response_tokens], [])
+        shapes: tuple[list[int], ...] = (
+            [config.max_context_tokens],
+            [config.max_response_tokens],
+            [],
+        )
         ds = ds.padded_batch(batch, padded_shapes=shapes, drop_remainder=True)
     return ds.map(lambda c, r, y: ((c, r), y)).prefetch(tf.data.AUTOTUNE)

@@ -9,7 +9,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,7 @@ def plot_recall(
     fig.savefig(path)
 
 
-def plot_training_curve(history: list[Mapping[str, float]], path: str | Path) -> None:
+def plot_training_curve(history: Sequence[Mapping[str, float]], path: str | Path) -> None:
     """Training loss and validation recall@1 against the step, on two axes.
 
     Args:
