@@ -81,7 +81,6 @@ class TextEncoder:
         self.lexical = lexical if config.lexical_weight > 0 else None
         self.lexical_weight = config.lexical_weight if self.lexical is not None else 0.0
         self.normalizer = Normalizer(config.normalization)
-        self.bias = float(model.b.numpy())
         signature = [tf.TensorSpec((None, None), tf.int32)]
         self._contexts = tf.function(
             lambda ids: model.encode_contexts(ids),
@@ -93,6 +92,11 @@ class TextEncoder:
             input_signature=signature,
             jit_compile=jit_compile,
         )
+
+    @property
+    def bias(self) -> float:
+        """The scorer's ``b``, read from the model (it changes while training)."""
+        return float(self.model.b.numpy())
 
     @property
     def dim(self) -> int:

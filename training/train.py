@@ -151,11 +151,8 @@ def _losses(
     return loss
 
 
-def validation_recall(
-    model: DualEncoder, vocab: Vocab, config: ModelConfig, rows: list[EvalRow]
-) -> float:
-    """R10@1 of the current weights on validation rows."""
-    encoder = TextEncoder(model, vocab, config, jit_compile=False)
+def validation_recall(encoder: TextEncoder, rows: list[EvalRow]) -> float:
+    """R10@1 of the encoder's current weights on validation rows."""
     return evaluate(rows, encoder, progress=False)["model"]["recall@1"]
 
 
@@ -285,6 +282,9 @@ def train(
         return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
     valid_rows = _valid_rows(valid_path, tc.eval_rows)
+    # One encoder for every validation run: it reads the live weights, and its compiled
+    # functions are traced once rather than at every evaluation.
+    valid_encoder = TextEncoder(model, vocab, config, jit_compile=False)
     writer = tf.summary.create_file_writer(str(write_dir / "tensorboard"))
     history = _load_history(workdir) if resume else []
     stopped_early = False
@@ -311,7 +311,7 @@ def train(
             history.append(point)
             window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
         if valid_rows and (s % tc.eval_every == 0 or s == tc.max_steps):
-            recall = validation_recall(model, vocab, config, valid_rows)
+            recall = validation_recall(valid_encoder, valid_rows)
             history.append({"step": s, "valid_recall@1": recall})
             with writer.as_default(step=s):
                 tf.summary.scalar("valid_recall@1", recall)
