@@ -18,10 +18,8 @@ artifact fails with a message that names the file at fault.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import platform
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ import tensorflow as tf
 
 from chatbot.config import ModelConfig
 from chatbot.encoder import TextEncoder
+from chatbot.files import atomic_dir, check_files, sha256_file, write_json
 from chatbot.lexical import TfidfModel
 from chatbot.model import DualEncoder, build_dual_encoder
 from chatbot.vocab import Vocab
@@ -72,14 +71,6 @@ class Artifact:
         return TextEncoder(
             self.model, self.vocab, self.config, jit_compile=jit_compile, lexical=self.lexical
         )
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _export_saved_model(model: DualEncoder, path: Path) -> None:
@@ -129,34 +120,31 @@ def save_artifact(
     """
     if config.lexical_weight > 0 and lexical is None:
         raise ValueError("config.lexical_weight > 0 needs the fitted lexical (TF-IDF) model")
-    tmp = path.with_name(path.name + ".part")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    config.save(tmp / CONFIG)
-    if lexical is not None:
-        lexical.save(tmp / LEXICAL)
-    vocab.save(tmp / VOCAB)
-    model.save_weights(tmp / WEIGHTS)
-    _export_saved_model(model, tmp / SAVED_MODEL)
-    files = {str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
-    manifest = {
-        "format": FORMAT,
-        "name": name,
-        "version": f"{name}-{files[WEIGHTS][:12]}",
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "versions": {
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-        },
-        "vocab_size": len(vocab),
-        "files": files,
-        **(extra or {}),
-    }
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    if path.exists():
-        shutil.rmtree(path)
-    tmp.rename(path)
+    with atomic_dir(path) as tmp:
+        config.save(tmp / CONFIG)
+        if lexical is not None:
+            lexical.save(tmp / LEXICAL)
+        vocab.save(tmp / VOCAB)
+        model.save_weights(tmp / WEIGHTS)
+        _export_saved_model(model, tmp / SAVED_MODEL)
+        files = {
+            str(f.relative_to(tmp)): sha256_file(f) for f in sorted(tmp.rglob("*")) if f.is_file()
+        }
+        manifest = {
+            "format": FORMAT,
+            "name": name,
+            "version": f"{name}-{files[WEIGHTS][:12]}",
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "versions": {
+                "python": platform.python_version(),
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+            },
+            "vocab_size": len(vocab),
+            "files": files,
+            **(extra or {}),
+        }
+        write_json(tmp / MANIFEST, manifest)
     return path
 
 
@@ -175,12 +163,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise ArtifactError(
             f"{manifest_path}: artifact format {manifest.get('format')!r}, this code reads {FORMAT}"
         )
-    for rel, expected in manifest.get("files", {}).items():
-        f = path / rel
-        if not f.is_file():
-            raise ArtifactError(f"{path}: {rel} is missing")
-        if sha256_file(f) != expected:
-            raise ArtifactError(f"{path}: {rel} is damaged or was replaced (checksum mismatch)")
+    files = manifest.get("files", {})
+    check_files(path, files, files, ArtifactError)
     for required in (CONFIG, VOCAB, WEIGHTS):
         if required not in manifest.get("files", {}):
             raise ArtifactError(f"{manifest_path}: does not list {required}")

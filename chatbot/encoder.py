@@ -156,10 +156,6 @@ class TextEncoder:
         scores = rowwise_dot(self.lexical.transform(contexts), self.lexical.transform(responses))
         return np.float32(self.lexical_weight) * scores
 
-    def encode_raw_contexts(self, contexts: Sequence[Sequence[str]]) -> np.ndarray:
-        """``cM`` for raw contexts, each a list of turns as a person typed them."""
-        return self.encode_contexts([self.normalizer.context(turns) for turns in contexts])
-
     def encode_raw_responses(self, texts: Sequence[str]) -> np.ndarray:
         """``r`` for raw responses, as a person typed them."""
         return self.encode_responses([self.normalizer.response(t) for t in texts])

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from chatbot.artifact import Artifact, sha256_file
+from chatbot.artifact import Artifact
+from chatbot.files import atomic_dir, check_files, sha256_file, write_json
 
 FORMAT = 1
 VECTORS = "vectors.f32.npy"
@@ -79,32 +79,27 @@ def save_index(
         raise ValueError(f"{lexical.shape[0]} lexical rows but {len(texts)} texts")
     if lexical is None and artifact.config.lexical_weight > 0:
         raise ValueError("a hybrid model's index needs the responses' lexical (TF-IDF) rows")
-    tmp = path.with_name(path.name + ".part")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    np.save(tmp / VECTORS, vectors.astype(np.float32))
-    np.save(tmp / VECTORS_F16, vectors.astype(np.float16))
-    with (tmp / TEXTS).open("w", encoding="utf-8") as f:
-        for text in texts:
-            f.write(json.dumps(text, ensure_ascii=False) + "\n")
-    names = [VECTORS, VECTORS_F16, TEXTS]
-    if lexical is not None:
-        sp.save_npz(tmp / LEXICAL, sp.csr_matrix(lexical, dtype=np.float32))
-        names.append(LEXICAL)
-    manifest = {
-        "format": FORMAT,
-        "model_version": artifact.version,
-        "model_checksum": artifact.checksum,
-        "n": len(texts),
-        "dim": int(vectors.shape[1]),
-        "source": source,
-        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "files": {name: sha256_file(tmp / name) for name in names},
-    }
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    if path.exists():
-        shutil.rmtree(path)
-    tmp.rename(path)
+    with atomic_dir(path) as tmp:
+        np.save(tmp / VECTORS, vectors.astype(np.float32))
+        np.save(tmp / VECTORS_F16, vectors.astype(np.float16))
+        with (tmp / TEXTS).open("w", encoding="utf-8") as f:
+            for text in texts:
+                f.write(json.dumps(text, ensure_ascii=False) + "\n")
+        names = [VECTORS, VECTORS_F16, TEXTS]
+        if lexical is not None:
+            sp.save_npz(tmp / LEXICAL, sp.csr_matrix(lexical, dtype=np.float32))
+            names.append(LEXICAL)
+        manifest = {
+            "format": FORMAT,
+            "model_version": artifact.version,
+            "model_checksum": artifact.checksum,
+            "n": len(texts),
+            "dim": int(vectors.shape[1]),
+            "source": source,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "files": {name: sha256_file(tmp / name) for name in names},
+        }
+        write_json(tmp / MANIFEST, manifest)
     return path
 
 
@@ -138,11 +133,8 @@ def load_index(
             f"{path}: has no {LEXICAL}, which the hybrid model {artifact.version} needs "
             f"(re-run `chatbot index --model {artifact.path} ...`)"
         )
-    for name in (VECTORS, TEXTS, *((LEXICAL,) if has_lexical else ())):
-        if not (path / name).is_file():
-            raise IndexLoadError(f"{path}: {name} is missing")
-        if verify and sha256_file(path / name) != manifest["files"][name]:
-            raise IndexLoadError(f"{path}: {name} is damaged or was replaced (checksum mismatch)")
+    names = (VECTORS, TEXTS, *((LEXICAL,) if has_lexical else ()))
+    check_files(path, manifest["files"], names, IndexLoadError, verify=verify)
     vectors = np.load(path / VECTORS)
     with (path / TEXTS).open(encoding="utf-8") as f:
         texts = [json.loads(line) for line in f]

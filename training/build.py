@@ -249,7 +249,7 @@ def _write_files(
     counts = {}
     try:
         for name, (header, rows) in tables.items():
-            counts[name] = _write_csv(out / f"{name}.csv.part", header, rows, totals[name])
+            counts[name] = write_csv(out / f"{name}.csv.part", header, rows, totals[name])
         for name in tables:
             os.replace(out / f"{name}.csv.part", out / f"{name}.csv")
             log.info("wrote %s (%d rows)", out / f"{name}.csv", counts[name])
@@ -259,9 +259,10 @@ def _write_files(
     return counts
 
 
-def _write_csv(
-    path: Path, header: Sequence[str], rows: Iterable[Sequence[object]], total: int
+def write_csv(
+    path: Path, header: Sequence[str], rows: Iterable[Sequence[object]], total: int | None = None
 ) -> int:
+    """Writes a header and ``rows`` as UTF-8 CSV with ``\\n`` line ends; returns the row count."""
     count = 0
     with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")

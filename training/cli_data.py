@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import os
 from collections.abc import Callable, Iterable
 from itertools import islice
 from pathlib import Path
@@ -18,13 +17,13 @@ from chatbot.text import MODES
 from training.build import BuildOptions, SplitOptions, build_dataset
 from training.dialogue import Dialogue
 from training.errors import BadRowCounter, DataError
+from training.shared_data import SHARED_DATA_ENV, shared_data_dir
 from training.sources.chitchat import read_chitchat
 from training.sources.irc import read_irc
 from training.sources.raw_udc import read_pimlico_json, read_udc_csv, read_udc_tsv_dir
 
 log = logging.getLogger(__name__)
 
-SHARED_DATA_ENV = "CHATBOT_SHARED_DATA"
 
 Reader = Callable[..., Iterable[Dialogue]]  # (path, BadRowCounter) -> dialogues
 
@@ -48,11 +47,6 @@ SOURCES: dict[str, tuple[Reader, str | None, str]] = {
         "#ubuntu IRC disentanglement archive (.tar.gz) or its extracted folder",
     ),
 }
-
-
-def shared_data_dir() -> Path:
-    """The real-data folder: ``$CHATBOT_SHARED_DATA``, default ``../shared/data``."""
-    return Path(os.environ.get(SHARED_DATA_ENV, "../shared/data"))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

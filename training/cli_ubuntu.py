@@ -45,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.ubuntu import UbuntuOptions, run_pipeline, shared_data_dir
+    from training.shared_data import shared_data_dir
+    from training.ubuntu import UbuntuOptions, run_pipeline
 
     options = UbuntuOptions(
         shared_data=shared_data_dir(args.shared_data),

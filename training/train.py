@@ -16,6 +16,7 @@ Work directory layout (``workdir``)::
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -361,11 +362,7 @@ def _replace_batch(options: InputOptions, batch_size: int) -> InputOptions:
 def _valid_rows(valid_path: Path | None, limit: int) -> list[EvalRow]:
     if valid_path is None:
         return []
-    rows = []
-    for row in read_eval_rows(valid_path):
-        rows.append(row)
-        if len(rows) >= limit:
-            break
+    rows = list(itertools.islice(read_eval_rows(valid_path), limit))
     log.info("validation: %d rows of %s", len(rows), valid_path)
     return rows
 

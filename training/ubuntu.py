@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
 import json
@@ -43,15 +42,21 @@ from typing import Any
 import numpy as np
 
 from chatbot.text import EOT, EOU, Normalizer, join_turns, join_utterances
-from training.build import TRAIN_HEADER, BuildOptions, SplitOptions, build_dataset, split_dialogues
+from training.build import (
+    TRAIN_HEADER,
+    BuildOptions,
+    SplitOptions,
+    build_dataset,
+    split_dialogues,
+    write_csv,
+)
 from training.dialogue import Dialogue, Turn
 from training.errors import BadRowCounter
 from training.hybrid import add_lexical
-from training.sources.udc_csv import EvalRow, read_eval_rows, read_train_rows
+from training.sources.udc_csv import read_eval_rows, read_train_rows
 
 log = logging.getLogger(__name__)
 
-SHARED_DATA_ENV = "CHATBOT_SHARED_DATA"
 
 # Inputs, relative to the shared data folder.
 IRC_ARCHIVE = "ubuntu_irc/irc_disentangle_ubuntu_train_dev_test.tar.gz"
@@ -70,11 +75,6 @@ OFFICIAL_TEST = "udc/v2_britz_stemmed/first100/test.csv"
 # SplitOptions' exclusion window is half-open [from, to), hence the day after.
 OFFICIAL_EVAL_FROM = dt.date(2012, 4, 27)
 OFFICIAL_EVAL_TO = dt.date(2012, 12, 2)
-
-
-def shared_data_dir(value: str | Path | None = None) -> Path:
-    """``value``, else ``$CHATBOT_SHARED_DATA``, else ``../shared/data``."""
-    return Path(value or os.environ.get(SHARED_DATA_ENV) or "../shared/data")
 
 
 @dataclass(frozen=True)
@@ -198,19 +198,6 @@ def dialogue_pairs(
             yield context, texts.response(d.turns[k]), 1
 
 
-def _write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> int:
-    tmp = path.with_name(path.name + ".part")
-    count = 0
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow(row)
-            count += 1
-    os.replace(tmp, path)
-    return count
-
-
 def build_ubuntu_data(
     dialogues: dict[str, list[Dialogue]],
     out_dir: Path,
@@ -258,7 +245,8 @@ def build_ubuntu_data(
     for path in official_train:
         rows.extend((r.context, r.response, r.label) for r in read_train_rows(path))
     random.Random(f"{options.seed}:ubuntu-train").shuffle(rows)
-    _write_rows(out_dir / "train.csv", TRAIN_HEADER, rows)
+    write_csv(out_dir / "train.csv.part", TRAIN_HEADER, rows, len(rows))
+    os.replace(out_dir / "train.csv.part", out_dir / "train.csv")
     _write_sentences(out_dir / "sentences.txt", splits["train"], texts, official_train)
     summary = DataSummary(
         out_dir=out_dir,
@@ -310,15 +298,6 @@ def _utterances(text: str) -> list[str]:
     if words:
         out.append(" ".join(words))
     return out
-
-
-def read_rows(path: Path, limit: int | None = None) -> list[EvalRow]:
-    rows = []
-    for row in read_eval_rows(path):
-        rows.append(row)
-        if limit is not None and len(rows) >= limit:
-            break
-    return rows
 
 
 def word_vectors(
@@ -377,7 +356,7 @@ class UbuntuOptions:
     """What ``chatbot ubuntu-model`` does.
 
     Args:
-        shared_data: the shared data folder (see :func:`shared_data_dir`).
+        shared_data: the shared data folder (see :func:`training.shared_data.shared_data_dir`).
         out: output folder: ``data/``, ``model/`` (+ ``model.work/``), ``index/``, evaluations.
         seed: seeds the data build and training.
         max_steps: overrides the ``ubuntu`` preset's training steps.
@@ -492,7 +471,7 @@ def run_pipeline(options: UbuntuOptions) -> dict[str, Any]:
     for name, path in {"own_test": test_csv, "first100_test": shared / OFFICIAL_TEST}.items():
         if path.is_file():
             evaluation[name] = run_evaluation(
-                read_rows(path),
+                list(read_eval_rows(path)),
                 encoder,
                 ["tfidf", "random"],
                 out / f"eval_{name}.json",

@@ -16,6 +16,7 @@ from chatbot.text import Normalizer
 from training.build import EVAL_HEADER, TRAIN_HEADER
 from training.dialogue import Dialogue
 from training.hybrid import tune_lexical_weight
+from training.shared_data import shared_data_dir
 from training.sources.udc_csv import read_eval_rows, read_train_rows
 from training.ubuntu import (
     IRC_ARCHIVE,
@@ -30,7 +31,6 @@ from training.ubuntu import (
     dialogue_pairs,
     read_ubuntu_dialogues,
     run_pipeline,
-    shared_data_dir,
     word_vectors,
 )
 
