@@ -29,9 +29,11 @@ import tensorflow as tf
 
 from chatbot.config import ModelConfig
 from chatbot.encoder import TextEncoder
+from chatbot.errors import ArtifactError
 from chatbot.files import atomic_dir, check_files, sha256_file, write_json
 from chatbot.lexical import TfidfModel
 from chatbot.model import DualEncoder, build_dual_encoder
+from chatbot.scoring import Scorer
 from chatbot.vocab import Vocab
 
 FORMAT = 1
@@ -41,10 +43,6 @@ WEIGHTS = "model.weights.h5"
 SAVED_MODEL = "saved_model"
 MANIFEST = "manifest.json"
 LEXICAL = "lexical.json"
-
-
-class ArtifactError(RuntimeError):
-    """A model artifact is missing, damaged or does not fit together."""
 
 
 @dataclass(frozen=True)
@@ -68,9 +66,12 @@ class Artifact:
         return str(self.manifest["files"][WEIGHTS])
 
     def encoder(self, jit_compile: bool = True) -> TextEncoder:
-        return TextEncoder(
-            self.model, self.vocab, self.config, jit_compile=jit_compile, lexical=self.lexical
-        )
+        """The neural part: texts in, vectors out."""
+        return TextEncoder(self.model, self.vocab, self.config, jit_compile=jit_compile)
+
+    def scorer(self, jit_compile: bool = True) -> Scorer:
+        """The model's full score (neural, plus the TF-IDF part of a hybrid model)."""
+        return Scorer(self.encoder(jit_compile), self.lexical, self.config.lexical_weight)
 
 
 def _export_saved_model(model: DualEncoder, path: Path) -> None:
@@ -179,7 +180,10 @@ def load_artifact(path: str | Path) -> Artifact:
         config = ModelConfig.load(path / CONFIG)
     except (ValueError, TypeError) as exc:
         raise ArtifactError(f"{path / CONFIG}: {exc}") from exc
-    vocab = Vocab.load(path / VOCAB)
+    try:
+        vocab = Vocab.load(path / VOCAB)
+    except ValueError as exc:
+        raise ArtifactError(f"{path / VOCAB}: {exc}") from exc
     if len(vocab) != manifest.get("vocab_size"):
         raise ArtifactError(
             f"{path}: vocab.txt has {len(vocab)} words, manifest says {manifest.get('vocab_size')}"
@@ -207,6 +211,6 @@ def load_artifact(path: str | Path) -> Artifact:
     )
 
 
-def load_encoder(path: str | Path, jit_compile: bool = True) -> TextEncoder:
-    """The :class:`TextEncoder` of the artifact at ``path``."""
-    return load_artifact(path).encoder(jit_compile=jit_compile)
+def load_scorer(path: str | Path, jit_compile: bool = True) -> Scorer:
+    """The :class:`~chatbot.scoring.Scorer` of the artifact at ``path``."""
+    return load_artifact(path).scorer(jit_compile=jit_compile)

@@ -2,7 +2,7 @@
 
 Inputs are padded to a few fixed lengths (and batch sizes) so that compiled functions are
 reused: with XLA every new input shape costs a compilation (about 0.5 s on CPU), and a
-batch-1 context encodes about 2.5x faster compiled than not (see docs/facts).
+batch-1 context encodes about 2.5x faster compiled than not (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from chatbot.config import ModelConfig
-from chatbot.lexical import TfidfModel, rowwise_dot
 from chatbot.model import DualEncoder
 from chatbot.text import Normalizer
 from chatbot.vocab import Vocab
@@ -56,8 +55,8 @@ class TextEncoder:
         vocab: its vocabulary.
         config: its configuration (lengths, normalisation).
         jit_compile: compile with XLA (faster per call, a compilation per new shape).
-        lexical: the fitted TF-IDF model of a hybrid model (``config.lexical_weight > 0``):
-            its score is then ``cᵀMr + b + lexical_weight × cosine(tfidf(c), tfidf(r))``.
+
+    The neural part of a model's score only; :class:`chatbot.scoring.Scorer` adds the rest.
 
     Example:
         >>> enc = TextEncoder(model, vocab, config)
@@ -71,15 +70,10 @@ class TextEncoder:
         vocab: Vocab,
         config: ModelConfig,
         jit_compile: bool = True,
-        lexical: TfidfModel | None = None,
     ) -> None:
-        if config.lexical_weight > 0 and lexical is None:
-            raise ValueError("config.lexical_weight > 0 needs the fitted lexical (TF-IDF) model")
         self.model = model
         self.vocab = vocab
         self.config = config
-        self.lexical = lexical if config.lexical_weight > 0 else None
-        self.lexical_weight = config.lexical_weight if self.lexical is not None else 0.0
         self.normalizer = Normalizer(config.normalization)
         signature = [tf.TensorSpec((None, None), tf.int32)]
         self._contexts = tf.function(
@@ -128,6 +122,22 @@ class TextEncoder:
             self._responses, ids, self.config.max_response_tokens, batch_size, progress
         )
 
+    def context_shapes(self, max_batch: int) -> set[tuple[int, int]]:
+        """Every ``(rows, tokens)`` shape that :meth:`encode_contexts` pads a call of up to
+        ``max_batch`` contexts to: what the compiled context encoder must be ready for."""
+        cap = self.config.max_context_tokens
+        rows = {padded_batch(n) for n in range(1, max_batch + 1)}
+        lengths = {padded_length(n, cap) for n in (*LENGTH_BUCKETS, cap)}
+        return {(r, n) for r in rows for n in lengths}
+
+    def warm_up(self, max_batch: int) -> int:
+        """Compiles the context encoder for every shape of :meth:`context_shapes`, so that no
+        request waits for a compilation; returns the number of shapes."""
+        shapes = sorted(self.context_shapes(max_batch))
+        for rows, length in shapes:
+            self._contexts(tf.ones((rows, length), dtype=tf.int32))  # id 1: <unk>
+        return len(shapes)
+
     def _run(
         self,
         fn: Callable[[tf.Tensor], tf.Tensor],
@@ -147,15 +157,3 @@ class TextEncoder:
             batch = pad_ids(rows, length, padded_batch(len(rows)))
             out[chunk] = fn(tf.constant(batch)).numpy()[: len(rows)]
         return out
-
-    def lexical_pair_scores(self, contexts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
-        """``lexical_weight × cosine`` of each normalised context with the response at the same
-        position (zeros for a plain dual encoder): what the hybrid adds to ``cᵀMr``."""
-        if self.lexical is None:
-            return np.zeros(len(contexts), dtype=np.float32)
-        scores = rowwise_dot(self.lexical.transform(contexts), self.lexical.transform(responses))
-        return np.float32(self.lexical_weight) * scores
-
-    def encode_raw_responses(self, texts: Sequence[str]) -> np.ndarray:
-        """``r`` for raw responses, as a person typed them."""
-        return self.encode_responses([self.normalizer.response(t) for t in texts])

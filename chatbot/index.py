@@ -24,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from chatbot.artifact import Artifact
+from chatbot.errors import IndexLoadError
 from chatbot.files import atomic_dir, check_files, sha256_file, write_json
 
 FORMAT = 1
@@ -32,10 +33,6 @@ VECTORS_F16 = "vectors.f16.npy"
 TEXTS = "texts.jsonl"
 LEXICAL = "lexical.npz"
 MANIFEST = "manifest.json"
-
-
-class IndexLoadError(RuntimeError):
-    """A response index is missing, damaged, or belongs to another model."""
 
 
 @dataclass(frozen=True)
@@ -117,11 +114,12 @@ def load_index(
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         raise IndexLoadError(f"{path}: not a response index ({MANIFEST} is missing)")
-    manifest = json.loads(manifest_path.read_text())
-    if manifest.get("format") != FORMAT:
-        raise IndexLoadError(
-            f"{manifest_path}: index format {manifest.get('format')!r}, expected {FORMAT}"
-        )
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise IndexLoadError(f"{manifest_path}: damaged ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise IndexLoadError(f"{manifest_path}: not an index manifest of format {FORMAT}")
     if artifact is not None and manifest.get("model_checksum") != artifact.checksum:
         raise IndexLoadError(
             f"{path}: built by model {manifest.get('model_version')}, not by {artifact.version} "

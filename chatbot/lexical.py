@@ -121,5 +121,10 @@ def _vectorizer(
 
 
 def rowwise_dot(a: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
-    """Dot product of row i of ``a`` with row i of ``b``, for every i: float32 ``(n,)``."""
-    return np.asarray(a.multiply(b).sum(axis=1), dtype=np.float32).reshape(-1)
+    """Dot product of row i of ``a`` with row i of ``b``, for every i: ``(n,)`` in their dtype.
+
+    Example:
+        >>> rowwise_dot(sp.csr_matrix([[1.0, 2.0], [0.0, 1.0]]), sp.csr_matrix([[3.0, 1.0]] * 2))
+        array([5., 1.])
+    """
+    return np.asarray(a.multiply(b).sum(axis=1)).reshape(-1)

@@ -166,15 +166,21 @@ class TensorFlowSearch:
                 result = self._top_k_fn(k)(tf.constant(queries))
             return result.values.numpy(), result.indices.numpy().astype(np.int64)
         n = len(queries)
-        padded = np.zeros((_padded_rows(n), queries.shape[1]), dtype=np.float32)
+        padded = np.zeros((padded_query_rows(n), queries.shape[1]), dtype=np.float32)
         padded[:n] = queries
         scores = self._scores_fn(tf.constant(padded)).numpy()[:n]
         values, ids = top_k_rows(scores, k)
         return values * self._scale, ids
 
 
-def _padded_rows(n: int) -> int:
-    """Query rows handed to XLA: powers of two up to 8, then multiples of 8 (few shapes)."""
+def padded_query_rows(n: int) -> int:
+    """Query rows the ``exact`` CPU search hands to XLA: powers of two up to 8, then multiples
+    of 8, so that any batch size meets one of a few compiled shapes.
+
+    Example:
+        >>> [padded_query_rows(n) for n in (1, 3, 8, 9, 17)]
+        [1, 4, 8, 16, 24]
+    """
     return 1 << max(0, (n - 1).bit_length()) if n <= 8 else -(-n // 8) * 8
 
 
@@ -246,7 +252,7 @@ class FaissSearch:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n, dim = vectors.shape
         # faiss hands batches of 20+ queries to its bundled BLAS, which was erratic on 2
-        # cores (docs/facts): keep its own kernel for the micro-batch sizes we use.
+        # cores (docs/performance.md): keep its own kernel for the micro-batch sizes we use.
         faiss.cvar.distance_compute_blas_threshold = 1024
         index: faiss.Index
         if kind == "flat":

@@ -15,6 +15,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from chatbot.errors import ChatbotError
+
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
 _REQUIRED = ("index.verb", "verb.exc", "data.verb")
 
@@ -47,7 +49,7 @@ MISSING_HELP = (
 )
 
 
-class WordNetMissingError(RuntimeError):
+class WordNetMissingError(ChatbotError, RuntimeError):
     """No WordNet data could be found."""
 
 

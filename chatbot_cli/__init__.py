@@ -1,7 +1,10 @@
 """The ``chatbot`` command: one entry point, a subcommand per job.
 
-Each package contributes its own subcommands through a ``register(subparsers)`` function, so
-this module is the only place that knows both the offline jobs and the service.
+Each module of this package adds one subcommand through ``register(subparsers)``: it parses
+options, calls the domain functions of ``training`` or ``service`` and reports what they did.
+:func:`main` is the one place that turns a user's problem (bad data, a damaged artifact or
+index, missing WordNet data, a missing file, options that do not fit) into an ``error:`` line
+and exit status 2, for every command.
 """
 
 from __future__ import annotations
@@ -12,16 +15,19 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from chatbot.errors import ChatbotError
+
 # Modules that add subcommands, in the order they appear in ``--help``.
 _COMMAND_MODULES = (
-    "training.cli_data",
-    "training.cli_train",
-    "training.cli_eval",
-    "training.cli_index",
-    "training.cli_ubuntu",
-    "service.cli",
+    "chatbot_cli.data",
+    "chatbot_cli.train",
+    "chatbot_cli.eval",
+    "chatbot_cli.index",
+    "chatbot_cli.ubuntu",
+    "chatbot_cli.serve",
     "chatbot_cli.demo",
 )
+USAGE_ERROR = 2  # the exit status of every problem the user can fix, as argparse uses
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,14 +50,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    from training.errors import DataError
-
     try:
         return int(args.func(args) or 0)
-    except DataError as exc:
-        # Bad input is the user's to fix: one clear line, no traceback.
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except ChatbotError as exc:
+        return report_error(str(exc))
+    except OSError as exc:  # a missing file, a folder where a file belongs, a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        return report_error(f"{where}{exc.strerror or exc}")
+
+
+def report_error(message: str) -> int:
+    """Prints ``error: message`` (no traceback: the user's to fix) and returns exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    return USAGE_ERROR
 
 
 if __name__ == "__main__":

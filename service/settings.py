@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Backend = Literal["exact", "faiss-flat", "faiss-ivf", "faiss-hnsw"]
-BACKENDS: tuple[str, ...] = get_args(Backend)
+from chatbot.search import BACKENDS
+from service.schemas import MAX_K
 
 
 class Settings(BaseSettings):
@@ -24,14 +23,14 @@ class Settings(BaseSettings):
 
     model_dir: Path = Field(description="model artifact directory (chatbot train / export)")
     index_dir: Path = Field(description="pre-encoded response repository (chatbot index)")
-    backend: Backend = "exact"
+    backend: str = Field(default="exact", description=f"search backend: {', '.join(BACKENDS)}")
 
     max_turns: int = Field(default=50, ge=1, description="most turns accepted in one context")
     max_chars: int = Field(
         default=10_000, ge=1, description="most characters in context + candidates"
     )
     max_k: int = Field(
-        default=50, ge=1, le=50, description="most responses one request may ask for"
+        default=MAX_K, ge=1, le=MAX_K, description="most responses one request may ask for"
     )
 
     batching: bool = Field(
@@ -44,3 +43,10 @@ class Settings(BaseSettings):
     cors_origins: list[str] = ["*"]
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in BACKENDS:
+            raise ValueError(f"unknown search backend {value!r}; choose from {', '.join(BACKENDS)}")
+        return value

@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import logging
 import os
@@ -35,12 +34,10 @@ from tqdm import tqdm
 from chatbot.text import Normalizer, join_turns, join_utterances
 from training.dialogue import Dialogue, Turn
 from training.errors import BadRowCounter
+from training.sources.udc_csv import EVAL_HEADER, N_DISTRACTORS, TRAIN_HEADER, write_csv
 
 log = logging.getLogger(__name__)
 
-TRAIN_HEADER = ("Context", "Utterance", "Label")
-N_DISTRACTORS = 9
-EVAL_HEADER = ("Context", "Ground Truth Utterance", *(f"Distractor_{i}" for i in range(9)))
 SPLITS = ("train", "valid", "test")
 MIN_CONTEXT_TURNS = 2
 _REDRAWS = 10  # tries to find a distractor whose text differs from the true response
@@ -148,8 +145,8 @@ def build_dataset(
     log.info("read %d dialogues (%d bad rows skipped)", len(read), bad.count if bad else 0)
     splits, excluded = split_dialogues(read, options.split)
     log.info("split: %s; %d excluded", {k: len(v) for k, v in splits.items()}, excluded)
-    texts = _Texts(Normalizer(options.normalization))
-    rows = _write_files(out, splits, texts, options)
+    texts = TurnTexts(Normalizer(options.normalization))
+    rows = write_dataset(out, splits, texts, options)
     return BuildSummary(
         out_dir=out,
         dialogues={k: len(v) for k, v in splits.items()},
@@ -212,40 +209,66 @@ def _split_by_fractions(
     }
 
 
-class _Texts:
-    """Normalised turns in UDC layout; each distinct turn is normalised once."""
+class TurnTexts:
+    """Normalised turns in UDC layout; each distinct turn is normalised once.
+
+    Example:
+        >>> texts = TurnTexts(Normalizer("none"))
+        >>> texts.context([("hi",), ("hello", "there")])
+        'hi __eou__ __eot__ hello __eou__ there __eou__ __eot__'
+    """
 
     def __init__(self, normalizer: Normalizer) -> None:
-        self._normalizer = normalizer
+        self.normalizer = normalizer
         self._cache: dict[Turn, tuple[str, ...]] = {}
 
-    def _utterances(self, turn: Turn) -> tuple[str, ...]:
+    def utterances(self, turn: Turn) -> tuple[str, ...]:
         cached = self._cache.get(turn)
         if cached is None:
-            cached = self._cache[turn] = tuple(map(self._normalizer.normalize, turn))
+            cached = self._cache[turn] = tuple(map(self.normalizer.normalize, turn))
         return cached
 
     def context(self, turns: Sequence[Turn]) -> str:
-        return join_turns(self._utterances(t) for t in turns)
+        return join_turns(self.utterances(t) for t in turns)
 
     def response(self, turn: Turn) -> str:
-        return join_utterances(self._utterances(turn))
+        return join_utterances(self.utterances(turn))
 
 
-def _write_files(
-    out: Path, splits: dict[str, list[Dialogue]], texts: _Texts, options: BuildOptions
+def write_dataset(
+    out: Path,
+    splits: dict[str, list[Dialogue]],
+    texts: TurnTexts,
+    options: BuildOptions,
+    train_rows: Sequence[tuple[str, str, int]] | None = None,
 ) -> dict[str, int]:
-    """Writes the three files as ``.part`` files, renamed only once all are complete."""
+    """Writes ``train.csv``, ``valid.csv`` and ``test.csv`` for already split dialogues.
+
+    The files are written as ``.part`` files and renamed only once all three are complete.
+
+    Args:
+        out: the output folder (it must exist).
+        splits: dialogues by split name (see :func:`split_dialogues`).
+        texts: normalises turns.
+        options: what to build.
+        train_rows: the training pairs to write instead of sampling them from
+            ``splits["train"]`` by the UDC v2 recipe.
+
+    Returns:
+        Rows written per split.
+    """
     train = splits["train"]
-    n_examples = len(train) if options.examples is None else options.examples
-    if n_examples and len(train) < 2 and not options.positives_only:
-        raise ValueError("negative training pairs need at least 2 training dialogues")
+    if train_rows is None:
+        n_examples = len(train) if options.examples is None else options.examples
+        if n_examples and len(train) < 2 and not options.positives_only:
+            raise ValueError("negative training pairs need at least 2 training dialogues")
+        train_rows = list(_training_rows(train, n_examples, texts, options))
     tables: dict[str, tuple[Sequence[str], Iterable[Sequence[object]]]] = {
-        "train": (TRAIN_HEADER, _training_rows(train, n_examples, texts, options))
+        "train": (TRAIN_HEADER, train_rows)
     }
     for name in SPLITS[1:]:
         tables[name] = (EVAL_HEADER, _evaluation_rows(splits[name], texts, options, name))
-    totals = {"train": n_examples, "valid": len(splits["valid"]), "test": len(splits["test"])}
+    totals = {"train": len(train_rows), "valid": len(splits["valid"]), "test": len(splits["test"])}
     counts = {}
     try:
         for name, (header, rows) in tables.items():
@@ -259,22 +282,8 @@ def _write_files(
     return counts
 
 
-def write_csv(
-    path: Path, header: Sequence[str], rows: Iterable[Sequence[object]], total: int | None = None
-) -> int:
-    """Writes a header and ``rows`` as UTF-8 CSV with ``\\n`` line ends; returns the row count."""
-    count = 0
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        for row in tqdm(rows, desc=path.stem, total=total, unit=" rows", disable=None):
-            writer.writerow(row)
-            count += 1
-    return count
-
-
 def _training_rows(
-    dialogues: list[Dialogue], n_examples: int, texts: _Texts, options: BuildOptions
+    dialogues: list[Dialogue], n_examples: int, texts: TurnTexts, options: BuildOptions
 ) -> Iterator[tuple[str, str, int]]:
     rng = random.Random(f"{options.seed}:train")  # str seeds are hashed stably (SHA-512)
     order: list[int] = []
@@ -294,7 +303,7 @@ def _training_rows(
 
 
 def _evaluation_rows(
-    dialogues: list[Dialogue], texts: _Texts, options: BuildOptions, split: str
+    dialogues: list[Dialogue], texts: TurnTexts, options: BuildOptions, split: str
 ) -> Iterator[list[str]]:
     if len(dialogues) < 2:
         log.warning("%s: %d dialogue(s), too few for distractors; no rows", split, len(dialogues))
@@ -317,7 +326,7 @@ def _context_length(rng: random.Random, dialogue: Dialogue, max_turns: int) -> i
 
 
 def _distractor(
-    rng: random.Random, dialogues: list[Dialogue], exclude: int, texts: _Texts, avoid: set[str]
+    rng: random.Random, dialogues: list[Dialogue], exclude: int, texts: TurnTexts, avoid: set[str]
 ) -> str:
     """A random turn (index >= 2) of a random dialogue other than ``dialogues[exclude]``.
 

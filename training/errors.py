@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chatbot.errors import ChatbotError
 
-class DataError(ValueError):
+
+class DataError(ChatbotError, ValueError):
     """Input data that cannot be used: says which file, which line and what is wrong.
 
     Example:

@@ -1,8 +1,9 @@
-"""The hybrid score: a TF-IDF cosine added to a trained dual encoder's score.
+"""Makes a trained dual encoder hybrid: fits its TF-IDF model and tunes its weight.
 
-``score = cᵀMr + b + lexical_weight × cosine(tfidf(c), tfidf(r))``. The weight is tuned after
-training on validation rows, and the fitted TF-IDF model is saved into the artifact
-(``chatbot.lexical``), so serving and ``chatbot eval`` apply the same score.
+The hybrid score itself is :mod:`chatbot.scoring`'s. The weight is tuned after training on
+validation rows, always against the neural part alone (so re-tuning an artifact that is
+already hybrid does not count the lexical part twice), and the fitted TF-IDF model is saved
+into the artifact (``chatbot.lexical``), so serving and ``chatbot eval`` apply the same score.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from chatbot.lexical import TfidfModel
-from training.evaluate import lexical_cosines, model_scores
+from chatbot.scoring import PairEncoder, ScoreParts, Scorer
+from training.metrics import mean_reciprocal_rank, recall_at_k
 from training.sources.udc_csv import EvalRow, read_eval_rows, read_train_rows
 
 log = logging.getLogger(__name__)
@@ -32,12 +34,11 @@ def fit_lexical(train_path: Path) -> TfidfModel:
     return TfidfModel.fit(texts, min_df=2, sublinear_tf=True)
 
 
-def score_parts(
-    rows: Sequence[EvalRow], encoder: Any, lexical: TfidfModel
-) -> tuple[np.ndarray, np.ndarray]:
-    """Neural scores ``cᵀMr`` and TF-IDF cosines of each row's candidates (true one first)."""
-    neural = model_scores(rows, encoder, progress=False)
-    return neural, lexical_cosines(rows, lexical)
+def score_parts(rows: Sequence[EvalRow], encoder: PairEncoder, lexical: TfidfModel) -> ScoreParts:
+    """The neural scores ``cᵀMr`` (of ``encoder`` alone) and TF-IDF cosines of each row's
+    candidates, true one first."""
+    scorer = Scorer(encoder, lexical, lexical_weight=0.0)
+    return scorer.parts([row.context for row in rows], [row.candidates for row in rows])
 
 
 # In-batch softmax training makes the neural logits large (their spread over 10 candidates is
@@ -63,28 +64,26 @@ WEIGHT_GRID = (
 
 
 def tune_lexical_weight(
-    parts: Sequence[tuple[np.ndarray, np.ndarray]], grid: Sequence[float] = WEIGHT_GRID
+    parts: Sequence[ScoreParts], grid: Sequence[float] = WEIGHT_GRID
 ) -> tuple[float, list[dict[str, float]]]:
     """The weight of the lexical cosine that maximises the mean MRR over validation sets.
 
     Args:
-        parts: per validation set, ``(neural, cosine)`` score matrices (see :func:`score_parts`).
+        parts: per validation set, the score parts of its rows (see :func:`score_parts`).
         grid: the weights tried; ties go to the smallest.
 
     Returns:
         The best weight and, per weight, the mean R10@1 and MRR.
 
     Example:
-        >>> neural = np.array([[0.0, 1.0]]); cosine = np.array([[1.0, 0.0]])
-        >>> tune_lexical_weight([(neural, cosine)], grid=(0.0, 2.0))[0]
+        >>> parts = ScoreParts(neural=np.array([[0.0, 1.0]]), cosine=np.array([[1.0, 0.0]]))
+        >>> tune_lexical_weight([parts], grid=(0.0, 2.0))[0]
         2.0
     """
-    from training.metrics import mean_reciprocal_rank, recall_at_k
-
     table = []
     for w in grid:
-        r1 = float(np.mean([recall_at_k(n + w * c, 1) for n, c in parts]))
-        mrr = float(np.mean([mean_reciprocal_rank(n + w * c) for n, c in parts]))
+        r1 = float(np.mean([recall_at_k(p.combined(w), 1) for p in parts]))
+        mrr = float(np.mean([mean_reciprocal_rank(p.combined(w)) for p in parts]))
         table.append({"weight": float(w), "recall@1": r1, "mrr": mrr})
     best = max(table, key=lambda t: (t["mrr"], -t["weight"]))
     return best["weight"], table
@@ -103,13 +102,13 @@ def add_lexical(
 
     artifact = load_artifact(model_dir)
     lexical = fit_lexical(train_csv)
-    encoder = artifact.encoder(jit_compile=False)
+    encoder = artifact.encoder(jit_compile=False)  # the neural part alone
     present = {k: p for k, p in valid_sets.items() if p.is_file()}
     parts = [score_parts(list(read_eval_rows(p)), encoder, lexical) for p in present.values()]
     weight, table = tune_lexical_weight(parts)
     tuning = {"lexical_weight": weight, "sets": list(present), "grid": table}
     log.info("hybrid: lexical_weight %.1f on %s", weight, ", ".join(present))
-    if weight > 0:
+    if weight > 0 or artifact.config.lexical_weight > 0:  # a change to write
         save_artifact(
             model_dir,
             artifact.model,
@@ -117,6 +116,6 @@ def add_lexical(
             dataclasses.replace(artifact.config, lexical_weight=weight),
             name=name,
             extra={"training": artifact.manifest.get("training"), "lexical_tuning": tuning},
-            lexical=lexical,
+            lexical=lexical if weight > 0 else None,
         )
     return tuning

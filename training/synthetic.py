@@ -8,19 +8,16 @@ over 2-20 turns, responses about 17.
 
 from __future__ import annotations
 
-import csv
 import random
 from collections.abc import Iterator
 from pathlib import Path
 
-from tqdm import tqdm
-
 from chatbot.text import EOT, EOU
+from training.sources.udc_csv import EVAL_HEADER, N_DISTRACTORS, TRAIN_HEADER, write_csv
 
 N_TOPICS = 40
 _FILLER = [f"w{i}" for i in range(400)]
 _TOPIC_WORDS = [[f"t{t}x{j}" for j in range(6)] for t in range(N_TOPICS)]
-EVAL_HEADER = ["Context", "Ground Truth Utterance", *(f"Distractor_{i}" for i in range(9))]
 
 
 def _utterance(rng: random.Random, topic: int, length: int) -> str:
@@ -59,23 +56,23 @@ def eval_rows(n: int, seed: int) -> Iterator[list[str]]:
     rng = random.Random(seed)
     for _ in range(n):
         topic = rng.randrange(N_TOPICS)
-        others = rng.sample([t for t in range(N_TOPICS) if t != topic], 9)
+        others = rng.sample([t for t in range(N_TOPICS) if t != topic], N_DISTRACTORS)
         yield [_context(rng, topic), _response(rng, topic), *(_response(rng, t) for t in others)]
 
 
 def write_synthetic_udc(
     folder: Path, n_train: int, n_valid: int, n_test: int, seed: int = 0, progress: bool = False
 ) -> Path:
-    """Writes ``train.csv``, ``valid.csv`` and ``test.csv`` in UDC v2 layout to ``folder``."""
+    """Writes ``train.csv``, ``valid.csv`` and ``test.csv`` in UDC v2 layout to ``folder``.
+
+    Example:
+        >>> import tempfile
+        >>> folder = write_synthetic_udc(Path(tempfile.mkdtemp()), 4, 2, 2)
+        >>> sorted(p.name for p in folder.iterdir())
+        ['test.csv', 'train.csv', 'valid.csv']
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "train.csv").open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["Context", "Utterance", "Label"])
-        rows = train_rows(n_train, seed)
-        writer.writerows(tqdm(rows, total=n_train, desc="train.csv", disable=not progress))
-    for name, n, offset in (("valid.csv", n_valid, 1), ("test.csv", n_test, 2)):
-        with (folder / name).open("w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(EVAL_HEADER)
-            writer.writerows(eval_rows(n, seed + offset))
+    write_csv(folder / "train.csv", TRAIN_HEADER, train_rows(n_train, seed), n_train, progress)
+    write_csv(folder / "valid.csv", EVAL_HEADER, eval_rows(n_valid, seed + 1), progress=False)
+    write_csv(folder / "test.csv", EVAL_HEADER, eval_rows(n_test, seed + 2), progress=False)
     return folder

@@ -35,6 +35,7 @@ from chatbot.artifact import save_artifact
 from chatbot.config import ModelConfig, from_dict
 from chatbot.encoder import TextEncoder
 from chatbot.model import DualEncoder, build_dual_encoder
+from chatbot.scoring import Scorer
 from chatbot.vocab import Vocab
 from training.dataset import InputOptions, build_vocab, train_dataset
 from training.evaluate import evaluate
@@ -153,8 +154,8 @@ def _losses(
 
 
 def validation_recall(encoder: TextEncoder, rows: list[EvalRow]) -> float:
-    """R10@1 of the encoder's current weights on validation rows."""
-    return evaluate(rows, encoder, progress=False)["model"]["recall@1"]
+    """R10@1 of the encoder's current weights (the neural part alone) on validation rows."""
+    return evaluate(rows, Scorer(encoder), progress=False)["model"]["recall@1"]
 
 
 def _prepare_workdir(
@@ -163,8 +164,10 @@ def _prepare_workdir(
     model_config: ModelConfig,
     train_config: TrainConfig,
     resume: bool,
+    vocab: Vocab | None = None,
 ) -> tuple[ModelConfig, TrainConfig, Vocab]:
-    """Config and vocabulary of the run: saved ones on resume, else made and saved now."""
+    """Config and vocabulary of the run: saved ones on resume, else ``vocab`` or one built
+    from the training file, saved now."""
     config_path, train_json, vocab_path = (
         workdir / "config.json",
         workdir / "train.json",
@@ -174,7 +177,8 @@ def _prepare_workdir(
         log.info("resuming the run in %s with its saved config and vocabulary", workdir)
         saved_train = from_dict(TrainConfig, json.loads(train_json.read_text()), str(train_json))
         return ModelConfig.load(config_path), saved_train, Vocab.load(vocab_path)
-    vocab = build_vocab(train_path, model_config)
+    if vocab is None:
+        vocab = build_vocab(train_path, model_config)
     log.info(
         "vocabulary: %d words (cap %d, min count %d)",
         len(vocab),
@@ -201,6 +205,7 @@ def train(
     embeddings: np.ndarray | None = None,
     embeddings_file: Path | None = None,
     name: str = "model",
+    vocab: Vocab | None = None,
 ) -> TrainResult:
     """Trains a dual encoder and writes its artifact to ``out_dir``.
 
@@ -217,13 +222,17 @@ def train(
         embeddings_file: or a word-vector text file to read them from (see
             :func:`training.embeddings.load_word_vectors`).
         name: the artifact's name, the start of its version string.
+        vocab: the vocabulary (the one ``embeddings`` rows follow); default: built from
+            ``train_path`` by ``model_config``.
 
     Returns:
         A :class:`TrainResult`.
     """
     strategy = strategy or tf.distribute.get_strategy()
     workdir = workdir or out_dir.with_name(out_dir.name + ".work")
-    config, tc, vocab = _prepare_workdir(workdir, train_path, model_config, train_config, resume)
+    config, tc, vocab = _prepare_workdir(
+        workdir, train_path, model_config, train_config, resume, vocab
+    )
     keras.utils.set_random_seed(tc.seed)
     write_dir = _write_dir(workdir)
     if embeddings is None and embeddings_file is not None and not resume:

@@ -12,6 +12,7 @@ from chatbot.encoder import TextEncoder
 from chatbot.index import IndexLoadError, load_index, save_index
 from chatbot.lexical import TfidfModel, rowwise_dot
 from chatbot.ranker import Ranker
+from chatbot.scoring import Scorer
 from tests.helpers import tiny_config, tiny_model, tiny_vocab
 
 # Two documents "a b" and "a c": n = 2, df(a) = 2, df(b) = df(c) = 1, so
@@ -111,8 +112,9 @@ def test_hybrid_needs_its_lexical_model(tmp_path):
     config = tiny_config(lexical_weight=1.0)
     with pytest.raises(ValueError, match="lexical"):
         save_artifact(tmp_path / "m", tiny_model(config), tiny_vocab(), config)
+    encoder = TextEncoder(tiny_model(config), tiny_vocab(), config)
     with pytest.raises(ValueError, match="lexical"):
-        TextEncoder(tiny_model(config), tiny_vocab(), config)
+        Scorer(encoder, None, lexical_weight=1.0)
     with pytest.raises(ValueError, match="lexical_weight"):
         tiny_config(lexical_weight=-1.0)
 
@@ -122,7 +124,7 @@ def test_hybrid_artifact_round_trip_and_checksum(hybrid, tmp_path):
 
     assert LEXICAL in hybrid.manifest["files"]
     assert hybrid.lexical is not None and hybrid.lexical.words == _lexical().words
-    assert hybrid.encoder().lexical_weight == HYBRID_WEIGHT
+    assert hybrid.scorer().lexical_weight == HYBRID_WEIGHT and hybrid.scorer().is_hybrid
     copy = shutil.copytree(hybrid.path, tmp_path / "m")
     (copy / LEXICAL).write_text('{"kind": "tfidf", "words": [], "idf": []}\n')
     with pytest.raises(ArtifactError, match=r"lexical\.json is damaged"):
@@ -134,17 +136,28 @@ def test_plain_model_has_no_lexical_part(tmp_path):
     artifact = load_artifact(
         save_artifact(tmp_path / "m", tiny_model(config), tiny_vocab(), config)
     )
-    encoder = artifact.encoder()
-    assert artifact.lexical is None and encoder.lexical is None
-    np.testing.assert_array_equal(encoder.lexical_pair_scores(["hi"], ["hi"]), [0.0])
+    scorer = artifact.scorer()
+    assert artifact.lexical is None and not scorer.is_hybrid
+    parts = scorer.parts(["hi __eou__ __eot__"], [["hi __eou__", "bye __eou__"]])
+    np.testing.assert_array_equal(parts.cosine, [[0.0, 0.0]])
+    np.testing.assert_allclose(
+        scorer.pair_scores(["hi __eou__ __eot__"], [["hi __eou__", "bye __eou__"]]),
+        parts.neural + scorer.bias,
+    )
 
 
-def test_encoder_adds_weighted_cosine(hybrid):
-    encoder = hybrid.encoder()
-    contexts, responses = ["good morning __eou__ __eot__"] * 2, ["good morning __eou__", "bye"]
-    expected = HYBRID_WEIGHT * _lexical().pair_scores(contexts, responses)
-    np.testing.assert_allclose(encoder.lexical_pair_scores(contexts, responses), expected)
-    assert expected[0] == pytest.approx(HYBRID_WEIGHT) and expected[1] == 0.0
+def test_scorer_adds_the_weighted_cosine(hybrid):
+    scorer = hybrid.scorer()
+    context, responses = "good morning __eou__ __eot__", ["good morning __eou__", "bye"]
+    cosine = _lexical().pair_scores([context] * 2, responses)
+    assert cosine[0] == pytest.approx(1.0) and cosine[1] == 0.0
+    parts = scorer.parts([context], [responses])
+    np.testing.assert_allclose(parts.cosine, [cosine], rtol=1e-6)
+    np.testing.assert_allclose(
+        scorer.pair_scores([context], [responses]),
+        parts.neural + scorer.bias + HYBRID_WEIGHT * cosine,
+        rtol=1e-5,
+    )
 
 
 def test_evaluation_scores_include_the_lexical_part(hybrid):
@@ -155,11 +168,8 @@ def test_evaluation_scores_include_the_lexical_part(hybrid):
         EvalRow("good morning __eou__ __eot__", "good morning __eou__", ("my name __eou__",)),
         EvalRow("my name is __eou__ __eot__", "is bot __eou__", ("see you __eou__",)),
     ]
-    hybrid_scores = model_scores(rows, hybrid.encoder(jit_compile=False), progress=False)
-    plain = TextEncoder(
-        hybrid.model, hybrid.vocab, dataclasses.replace(hybrid.config, lexical_weight=0.0)
-    )
-    neural = model_scores(rows, plain, progress=False)
+    hybrid_scores = model_scores(rows, hybrid.scorer(jit_compile=False), progress=False)
+    neural = model_scores(rows, Scorer(hybrid.encoder(jit_compile=False)), progress=False)
     cosine = np.array([_lexical().pair_scores([r.context] * 2, list(r.candidates)) for r in rows])
     np.testing.assert_allclose(hybrid_scores, neural + HYBRID_WEIGHT * cosine, rtol=1e-5)
 
@@ -171,7 +181,7 @@ def test_hybrid_index_and_ranker(hybrid, tmp_path):
     vectors = encoder.encode_responses(normalized)
     with pytest.raises(ValueError, match="lexical"):
         save_index(tmp_path / "plain", vectors, texts, hybrid)
-    lexical_rows = encoder.lexical.transform(normalized)
+    lexical_rows = hybrid.lexical.transform(normalized)
     save_index(tmp_path / "index", vectors, texts, hybrid, lexical=lexical_rows)
     assert load_index(tmp_path / "index", hybrid).lexical.shape == (4, len(_lexical()))
 
@@ -194,7 +204,7 @@ def test_hybrid_ranker_never_echoes_the_last_turn(hybrid, tmp_path):
         encoder.encode_responses(normalized),
         texts,
         hybrid,
-        lexical=encoder.lexical.transform(normalized),
+        lexical=hybrid.lexical.transform(normalized),
     )
     ranker = Ranker.load(hybrid.path, tmp_path / "index")
     # "good morning" restates "Good morning!" (cosine 1 >= ECHO_COSINE): it is left out, though

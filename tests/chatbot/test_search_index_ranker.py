@@ -5,7 +5,7 @@ from chatbot.artifact import load_artifact
 from chatbot.index import IndexLoadError, load_index, save_index
 from chatbot.ranker import Ranker
 from chatbot.search import BACKENDS, make_backend, top_k_rows
-from tests.helpers import tiny_artifact
+from tests.helpers import tiny_artifact, tiny_config
 
 
 def test_top_k_rows_by_hand():
@@ -36,7 +36,13 @@ def test_ivf_backend_finds_the_best_match_of_its_own_vectors():
 def test_unknown_backend_is_rejected():
     with pytest.raises(ValueError, match="unknown search backend"):
         make_backend("annoy", np.zeros((2, 2), "float32"))
-    assert "exact" in BACKENDS
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_listed_backend_can_be_made(backend):
+    vectors = np.random.default_rng(2).normal(size=(64, 4)).astype("float32")
+    _, ids = make_backend(backend, vectors).search(vectors[:1], 1)
+    assert ids.shape == (1, 1)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +51,7 @@ def model_and_index(tmp_path_factory):
     artifact = load_artifact(tiny_artifact(root / "model"))
     texts = ["Hello there!", "I am fine, thanks.", "My name is Bot.", "Good morning!"]
     encoder = artifact.encoder()
-    vectors = encoder.encode_raw_responses(texts)
+    vectors = encoder.encode_responses([encoder.normalizer.response(t) for t in texts])
     save_index(root / "index", vectors, texts, artifact)
     return root / "model", root / "index", texts
 
@@ -79,3 +85,32 @@ def test_damaged_index_is_reported(model_and_index, tmp_path):
     (copy / "texts.jsonl").write_text('"tampered"\n')
     with pytest.raises(IndexLoadError, match=r"texts.jsonl is damaged"):
         load_index(copy)
+
+
+def test_warm_up_compiles_every_shape_a_batch_can_meet(tmp_path):
+    # Contexts of up to 40 tokens: length buckets 16 and 32, then the cap.
+    artifact = load_artifact(tiny_artifact(tmp_path / "m", tiny_config(max_context_tokens=40)))
+    encoder = artifact.encoder()
+    vectors = encoder.encode_responses(["hi __eou__", "bye __eou__", "fine __eou__"])
+    save_index(tmp_path / "i", vectors, ["Hi", "Bye", "Fine"], artifact)
+    ranker = Ranker.load(tmp_path / "m", tmp_path / "i")
+    encoder = ranker.scorer.encoder
+    compiled = encoder._contexts
+    seen: set[tuple[int, int]] = set()
+
+    def recording(ids):
+        seen.add(tuple(ids.shape))
+        return compiled(ids)
+
+    encoder._contexts = recording
+    ranker.warm_up(max_batch_size=6)
+    warmed = set(seen)
+    assert warmed == encoder.context_shapes(6)
+
+    # Any batch of up to 6 contexts, of any length, meets a warmed shape.
+    seen.clear()
+    for n in range(1, 7):
+        for words in (1, 9, 20, 35, 80):
+            ranker.respond([["hello " * words]] * n, k=2)
+    assert {length for _, length in seen} == {16, 32, 40}
+    assert seen <= warmed

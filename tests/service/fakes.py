@@ -41,12 +41,12 @@ class FakeRanker:
     """
 
     model_version = "fake-20260101-00000000"
-    max_context_turns = 10
 
     def __init__(self, repository: Sequence[str] = REPOSITORY, delay: float = 0.0) -> None:
         self.repository = list(repository)
         self.delay = delay
         self.batches: list[list[list[str]]] = []
+        self.warm_ups: list[int] = []
         self._busy = threading.Lock()
 
     def respond(self, contexts: Sequence[Sequence[str]], k: int) -> list[list[FakeHit]]:
@@ -58,6 +58,10 @@ class FakeRanker:
             return [self.rank_candidates(c, self.repository, k) for c in contexts]
         finally:
             self._busy.release()
+
+    def warm_up(self, max_batch_size: int, k: int = 10) -> float:
+        self.warm_ups.append(max_batch_size)
+        return 0.0
 
     def rank_candidates(
         self, context: Sequence[str], candidates: Sequence[str], k: int

@@ -54,35 +54,15 @@ def test_settings_come_from_chatbot_environment_variables(
     assert settings.model_dir == tmp_path / "m"
     assert settings.backend == "faiss-hnsw"
     assert settings.batch_window_ms == 5
-    assert (settings.max_turns, settings.max_chars, settings.max_k) == (50, 10_000, 50)
-    assert settings.max_batch_size == 64
 
 
-def _next_power_of_two(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
+def test_startup_warms_the_ranker_before_it_is_ready(
+    make_settings: Callable[..., Settings],
+) -> None:
+    ranker = FakeRanker()
+    settings = make_settings(max_batch_size=16)
 
+    with TestClient(create_app(settings, ranker=as_ranker(ranker))) as client:
+        assert client.get("/readyz").status_code == 200
 
-@pytest.mark.parametrize("max_batch_size", [1, 6, 48, 64])
-def test_the_warm_up_meets_every_padded_shape(max_batch_size: int) -> None:
-    # What chatbot/encoder.py and chatbot/search.py pad to (restated: no TensorFlow here).
-    buckets, cap, markers = (16, 32, 64, 128), 160, 2  # "__eou__ __eot__" end a turn
-
-    def length(words: int) -> int:
-        return next((b for b in buckets if words + markers <= b), cap)
-
-    def search_rows(n: int) -> int:
-        return _next_power_of_two(n) if n <= 8 else -(-n // 8) * 8
-
-    plan = app_module.warm_up_plan(max_batch_size, cap, buckets)
-
-    sizes = range(1, max_batch_size + 1)
-    encoder = {(_next_power_of_two(n), length(w)) for n, w in plan}
-    assert encoder == {(_next_power_of_two(n), b) for n in sizes for b in (*buckets, cap)}
-    assert {search_rows(n) for n, _ in plan} == {search_rows(n) for n in sizes}
-    assert max(n for n, _ in plan) <= max_batch_size
-
-
-def test_the_warm_up_goes_through_respond(ranker: FakeRanker) -> None:
-    app_module.warm_up(as_ranker(ranker), max_batch_size=4)
-
-    assert sorted({len(batch) for batch in ranker.batches}) == [1, 2, 4]
+    assert ranker.warm_ups == [16]

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.evaluate import METRICS, PairEncoder, evaluate, model_scores, run_evaluation
+from chatbot.scoring import Scorer
+from training.evaluate import METRICS, evaluate, model_scores, run_evaluation
 from training.sources.udc_csv import EvalRow
 
 VOCAB = ("wifi", "driver", "sound", "card", "ubuntu")
@@ -39,6 +40,8 @@ N_DISTINCT_RESPONSES = 13
 class BagOfWords:
     """A fake PairEncoder that records every text it is asked to encode."""
 
+    bias = 0.0
+
     def __init__(self) -> None:
         self.contexts: list[str] = []
         self.responses: list[str] = []
@@ -59,27 +62,22 @@ class BagOfWords:
         return self._vectors(texts)
 
 
-def test_fake_satisfies_the_protocol() -> None:
-    encoder: PairEncoder = BagOfWords()
-    assert encoder.encode_contexts(["wifi"]).shape == (1, len(VOCAB))
-
-
 def test_model_scores_are_dot_products() -> None:
-    scores = model_scores(ROWS, BagOfWords(), batch_size=3, progress=False)
+    scores = model_scores(ROWS, Scorer(BagOfWords()), batch_size=3, progress=False)
     assert scores.dtype == np.float32
     assert scores[0].tolist() == [2, 1, 1, 0, 0, 0, 0, 0, 0, 0]
     assert scores[1, :3].tolist() == [1, 2, 1]
 
 
 def test_model_metrics_match_the_hand_count() -> None:
-    results = evaluate(ROWS, BagOfWords(), batch_size=3, progress=False)
+    results = evaluate(ROWS, Scorer(BagOfWords()), batch_size=3, progress=False)
     assert list(results) == ["model"]
     assert results["model"] == pytest.approx(EXPECTED)
 
 
 def test_each_distinct_text_is_encoded_once_in_batches() -> None:
     encoder = BagOfWords()
-    model_scores(ROWS, encoder, batch_size=3, progress=False)
+    model_scores(ROWS, Scorer(encoder), batch_size=3, progress=False)
     all_candidates = {t for row in ROWS for t in row.candidates}
     assert len(all_candidates) == N_DISTINCT_RESPONSES
     assert Counter(encoder.responses) == Counter(all_candidates)  # each exactly once
@@ -94,12 +92,12 @@ def test_encoder_with_wrong_output_shape_is_reported() -> None:
             return np.zeros((1, len(VOCAB)), dtype=np.float32)
 
     with pytest.raises(ValueError, match="responses: encoder returned shape"):
-        model_scores(ROWS, Broken(), batch_size=3, progress=False)
+        model_scores(ROWS, Scorer(Broken()), batch_size=3, progress=False)
 
 
 def test_report_json_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, png = tmp_path / "out" / "eval.json", tmp_path / "eval.png"
-    run_evaluation(ROWS, BagOfWords(), ["tfidf", "random"], out, png, progress=False)
+    run_evaluation(ROWS, Scorer(BagOfWords()), ["tfidf", "random"], out, png, progress=False)
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["n"] == 4
     assert list(report["results"]) == ["model", "tfidf", "random"]

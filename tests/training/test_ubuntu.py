@@ -1,4 +1,5 @@
-"""The Ubuntu model pipeline on a tiny generated stand-in for the shared data folder."""
+"""The Ubuntu data build and the Ubuntu recipe of the pipeline, on a tiny generated stand-in
+for the shared data folder."""
 
 from __future__ import annotations
 
@@ -12,27 +13,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from chatbot.scoring import ScoreParts
 from chatbot.text import Normalizer
-from training.build import EVAL_HEADER, TRAIN_HEADER
+from training.build import TurnTexts, split_dialogues
 from training.dialogue import Dialogue
+from training.embeddings import train_word2vec
 from training.hybrid import tune_lexical_weight
+from training.pipeline import PipelineOptions, run_pipeline
+from training.recipes import ubuntu_recipe
 from training.shared_data import shared_data_dir
-from training.sources.udc_csv import read_eval_rows, read_train_rows
-from training.ubuntu import (
-    IRC_ARCHIVE,
+from training.sources.registry import SOURCES
+from training.sources.udc_csv import EVAL_HEADER, TRAIN_HEADER, read_eval_rows, read_train_rows
+from training.ubuntu_data import (
     OFFICIAL_TEST,
     OFFICIAL_TRAIN,
     OFFICIAL_VALID,
-    PIMLICO_JSON,
     DataOptions,
-    TurnTexts,
-    UbuntuOptions,
     build_ubuntu_data,
     dialogue_pairs,
     read_ubuntu_dialogues,
-    run_pipeline,
-    word_vectors,
 )
+
+IRC_ARCHIVE = SOURCES["irc"].default_path or ""
+PIMLICO_JSON = SOURCES["pimlico"].default_path or ""
 
 TOPICS = [
     "wifi driver card broken",
@@ -178,7 +181,8 @@ def test_tune_lexical_weight_by_hand():
     # so weights of 6 and more break it. Best: the smallest weight in (2, 6), here 3.
     neural = np.array([[0.0, 1.0], [3.0, 0.0]])
     cosine = np.array([[0.5, 0.0], [0.0, 0.5]])
-    weight, table = tune_lexical_weight([(neural, cosine)], grid=(0.0, 1.0, 3.0, 5.0, 8.0))
+    parts = ScoreParts(neural, cosine, bias=-7.0)  # the bias moves no ranking
+    weight, table = tune_lexical_weight([parts], grid=(0.0, 1.0, 3.0, 5.0, 8.0))
     assert weight == 3.0
     assert [t["recall@1"] for t in table] == [0.5, 0.5, 1.0, 1.0, 0.5]
 
@@ -187,7 +191,7 @@ def test_word_vectors_fill_the_vocabulary_rows(tmp_path):
     sentences = tmp_path / "s.txt"
     sentences.write_text("\n".join(f"the {t}" for t in TOPICS * 5) + "\n")
     words = ["<pad>", "<unk>", "the", "wifi", "never-seen"]
-    table, found = word_vectors(sentences, words, dim=8, seed=0, scale=0.1)
+    table, found = train_word2vec(sentences, words, dim=8, seed=0, scale=0.1)
     assert table.shape == (5, 8) and table.dtype == np.float32
     assert found == 2  # "the" and "wifi"
     assert not table[0].any()  # padding stays zero
@@ -200,8 +204,8 @@ def test_pipeline_end_to_end(fake_shared, tmp_path):
     from chatbot.index import load_index
 
     out = tmp_path / "ubuntu"
-    options = UbuntuOptions(fake_shared, out, max_steps=20, preset="tiny")
-    report = run_pipeline(options)
+    recipe = ubuntu_recipe(fake_shared, preset="tiny")
+    report = run_pipeline(recipe, PipelineOptions(out, max_steps=20))
     artifact = load_artifact(out / "model")
     index = load_index(out / "index", artifact)
     weight = report["hybrid"]["lexical_weight"]
@@ -215,11 +219,21 @@ def test_pipeline_end_to_end(fake_shared, tmp_path):
     assert report["data"]["excluded"] == 6
     # Re-running with --reuse-data keeps the data files.
     before = (out / "data" / "train.csv").stat().st_mtime_ns
-    run_pipeline(UbuntuOptions(fake_shared, out, max_steps=5, preset="tiny", reuse_data=True))
+    report = run_pipeline(recipe, PipelineOptions(out, max_steps=5, reuse={"data"}))
     assert (out / "data" / "train.csv").stat().st_mtime_ns == before
+    assert report["steps"] == {
+        "data": "reused",
+        "model": "ran",
+        "evaluation": "ran",
+        "index": "ran",
+    }
 
 
-def test_dates_of_the_official_period():
-    options = DataOptions()
-    assert options.split.exclude_from == dt.date(2012, 4, 27)
-    assert options.split.exclude_to == dt.date(2012, 12, 2)  # exclusive: Dec 1 is left out
+def test_the_official_period_is_left_out_of_training_to_its_last_day():
+    def dated(day: str) -> Dialogue:
+        return Dialogue(day, dt.date.fromisoformat(day), (("a",), ("b",), ("c",)))
+
+    days = ["2012-04-26", "2012-04-27", "2012-12-01", "2012-12-02"]
+    splits, excluded = split_dialogues([dated(d) for d in days], DataOptions().split)
+    assert [d.id for d in splits["train"]] == ["2012-04-26", "2012-12-02"]
+    assert excluded == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import re
 from collections.abc import Iterable
@@ -9,6 +10,10 @@ from pathlib import Path
 from typing import TextIO
 
 from training.dialogue import Dialogue, group_turns
+
+# Long IRC and UDC contexts can exceed csv's default 128 KiB field limit; a field this large
+# is still far below anything that would strain memory. Set once, for every reader.
+csv.field_size_limit(max(csv.field_size_limit(), 16 * 1024 * 1024))
 
 MIN_TURNS = 3  # the UDC recipe drops shorter dialogues: a context needs 2 turns plus a response
 

@@ -35,8 +35,6 @@ from training.sources._common import bad_utf8, open_text, parse_date, two_party_
 
 CSV_COLUMNS = ("dialogueID", "date", "from", "to", "text")  # plus an optional leading "folder"
 
-# UDC contexts can be long; raise csv's default 128 KiB field limit.
-csv.field_size_limit(max(csv.field_size_limit(), 16 * 1024 * 1024))
 
 _Message = tuple[str, dt.date, str, str]  # dialogue id, date, speaker, text
 

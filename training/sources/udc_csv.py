@@ -20,25 +20,26 @@ Example:
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from tqdm import tqdm
+
 from chatbot.text import EOT, EOU, join_turns, join_utterances
 from training.errors import BadRowCounter, DataError
+from training.sources import _common  # noqa: F401  (raises csv's field size limit)
 
 Layout = Literal["train", "eval", "v1"]
 
 TRAIN_HEADER = ("Context", "Utterance", "Label")
 EVAL_HEADER_START = ("Context", "Ground Truth Utterance")
-V1_CANDIDATES = 10  # 1 positive + 9 negatives per test context
+N_DISTRACTORS = 9  # per evaluation row, as in the official files
+EVAL_HEADER = (*EVAL_HEADER_START, *(f"Distractor_{i}" for i in range(N_DISTRACTORS)))
+V1_CANDIDATES = 1 + N_DISTRACTORS  # 1 positive + 9 negatives per test context
 
 _LABELS = {"0": 0, "1": 1, "0.0": 0, "1.0": 1}
-
-# Long IRC contexts can exceed csv's default 128 KiB field limit; a field this large is
-# still far below anything that would strain memory.
-csv.field_size_limit(max(csv.field_size_limit(), 16 * 1024 * 1024))
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,3 +393,33 @@ def _label(path: str | Path, line: int, value: str) -> int:
     if label is None:
         raise DataError(path, line, f"label {value!r} is not 0 or 1")
     return label
+
+
+def write_csv(
+    path: Path,
+    header: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    total: int | None = None,
+    progress: bool | None = None,
+) -> int:
+    """Writes a header and ``rows`` as UTF-8 CSV with ``\\n`` line ends; returns the row count.
+
+    ``progress``: show a progress bar (``None``: only when stderr is a terminal).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "train.csv"
+        >>> write_csv(path, TRAIN_HEADER, [("hi __eou__ __eot__", "hello __eou__", 1)])
+        1
+        >>> [row.label for row in read_train_rows(path)]
+        [1]
+    """
+    count = 0
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        disable = None if progress is None else not progress
+        for row in tqdm(rows, desc=path.stem, total=total, unit=" rows", disable=disable):
+            writer.writerow(row)
+            count += 1
+    return count

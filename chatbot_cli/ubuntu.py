@@ -45,22 +45,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from training.pipeline import PipelineOptions, run_pipeline
+    from training.recipes import ubuntu_recipe
     from training.shared_data import shared_data_dir
-    from training.ubuntu import UbuntuOptions, run_pipeline
 
-    options = UbuntuOptions(
-        shared_data=shared_data_dir(args.shared_data),
+    options = PipelineOptions(
         out=args.out,
         seed=args.seed,
         max_steps=args.max_steps,
         word_vectors=not args.no_word_vectors,
         lexical=not args.no_lexical,
-        reuse_data=args.reuse_data,
+        reuse={"data"} if args.reuse_data else set(),
     )
-    report = run_pipeline(options)
-    for name, results in report["evaluation"].items():
+    report = run_pipeline(ubuntu_recipe(shared_data_dir(args.shared_data)), options)
+    log_evaluation(report)
+    log.info("done in %.0f s; report: %s", report["seconds"], args.out / "report.json")
+    return 0
+
+
+def log_evaluation(report: dict) -> None:
+    """One line per test set: the model's R10@1 beside TF-IDF's."""
+    for name, results in report.get("evaluation", {}).items():
         model = results["results"]["model"]["recall@1"]
         tfidf = results["results"]["tfidf"]["recall@1"]
         log.info("%s: R10@1 model %.3f, TF-IDF %.3f", name, model, tfidf)
-    log.info("done in %.0f s; report: %s", report["seconds"], args.out / "report.json")
-    return 0

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
 
-from training import cli_data
+from chatbot_cli import main
 
 HEADER = "dialogueID,date,from,to,text\n"
 
 
 def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="chatbot")
-    cli_data.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["data", "build", *argv])
-    return args.func(args)
+    return main(["data", "build", *argv])
 
 
 def write_csv(path: Path, n: int = 30, bad_rows: str = "") -> Path:
@@ -49,18 +45,23 @@ def test_options_reach_the_build(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "training pairs: 7" in printed
 
 
-def test_missing_input_or_bad_options_exit_2(tmp_path: Path) -> None:
+def test_missing_input_or_bad_options_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = str(tmp_path / "o")
     assert run("--source", "udc-raw", "--out", out) == 2
+    assert capsys.readouterr().err == "error: --source udc-raw needs --input PATH\n"
     assert run("--source", "kaggle", "--input", str(tmp_path / "none.csv"), "--out", out) == 2
+    assert "error: input not found: " in capsys.readouterr().err
     source = str(write_csv(tmp_path / "d.csv"))
     assert (
         run("--source", "kaggle", "--input", source, "--out", out, "--valid-from", "2010-01-02")
         == 2
     )
+    assert capsys.readouterr().err == "error: give both valid_from and test_from, or neither\n"
 
 
 def test_help_lists_sources(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         run("--help")
-    assert "--source {chitchat,irc,kaggle,pimlico,udc-raw}" in capsys.readouterr().out
+    assert "--source {chitchat,irc,kaggle,liuzqt,pimlico,udc-raw}" in capsys.readouterr().out

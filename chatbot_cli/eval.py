@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
-import sys
 from pathlib import Path
 
+from chatbot.errors import UsageError
 from training.baselines import BASELINES
 from training.errors import BadRowCounter
 from training.evaluate import run_evaluation
@@ -68,24 +68,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Runs ``chatbot eval``; returns the exit code."""
     if args.model is None and not args.baselines:
-        print("error: nothing to evaluate: give --model and/or --baselines", file=sys.stderr)
-        return 2
+        raise UsageError("nothing to evaluate: give --model and/or --baselines")
+    scorer = None
+    if args.model is not None:
+        from chatbot.artifact import load_scorer  # lazy: pulls in TensorFlow
+
+        scorer = load_scorer(args.model)  # checked before the data is read
     bad = BadRowCounter(skip=args.skip_bad_rows)
     rows = list(itertools.islice(read_eval_rows(args.data, bad), args.max_rows))
     if bad.count:
         log.warning("skipped %d malformed rows, e.g. %s", bad.count, "; ".join(bad.examples))
     if not rows:
-        print(f"error: {args.data}: no evaluation rows", file=sys.stderr)
-        return 2
-    encoder = None
-    if args.model is not None:
-        from chatbot.artifact import load_encoder  # lazy: pulls in TensorFlow
-
-        encoder = load_encoder(args.model)
+        raise UsageError(f"{args.data}: no evaluation rows")
     log.info("evaluating on %d rows from %s", len(rows), args.data)
     run_evaluation(
         rows,
-        encoder,
+        scorer,
         args.baselines,
         args.json,
         plot_path=args.plot,

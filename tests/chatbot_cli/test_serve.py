@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from service import cli
+from chatbot_cli import serve as cli
 
 
 def _run(argv: list[str]) -> int:

@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import cli_eval
-
-HEADER = ["Context", "Ground Truth Utterance"] + [f"Distractor_{i}" for i in range(9)]
+from chatbot.scoring import Scorer
+from chatbot_cli import eval as cli_eval
+from chatbot_cli import main
+from training.sources.udc_csv import EVAL_HEADER as HEADER
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -57,6 +58,8 @@ def test_model_is_loaded_lazily(
     class TopicEncoder:
         """Context i and response i share the one-hot vector of topic i."""
 
+        bias = 0.0
+
         def _vectors(self, texts: list[str]) -> np.ndarray:
             ids = [int(t.split()[0].removeprefix("topic")) for t in texts]
             return np.eye(20, dtype=np.float32)[ids]
@@ -65,7 +68,7 @@ def test_model_is_loaded_lazily(
 
     loaded: list[Path] = []
     artifact = types.ModuleType("chatbot.artifact")
-    artifact.load_encoder = lambda path: loaded.append(path) or TopicEncoder()  # type: ignore[attr-defined]
+    artifact.load_scorer = lambda path: loaded.append(path) or Scorer(TopicEncoder())  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "chatbot.artifact", artifact)
     out = tmp_path / "eval.json"
     args = parse(["--model", "m1", "--data", str(eval_csv), "--json", str(out)])
@@ -74,9 +77,13 @@ def test_model_is_loaded_lazily(
     assert json.loads(out.read_text(encoding="utf-8"))["results"]["model"]["mrr"] == 1.0
 
 
-def test_nothing_to_evaluate(eval_csv: Path, tmp_path: Path) -> None:
-    args = parse(["--data", str(eval_csv), "--json", str(tmp_path / "eval.json")])
-    assert args.func(args) == 2
+def test_nothing_to_evaluate(
+    eval_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["eval", "--data", str(eval_csv), "--json", str(tmp_path / "eval.json")]) == 2
+    assert capsys.readouterr().err == (
+        "error: nothing to evaluate: give --model and/or --baselines\n"
+    )
 
 
 def test_unknown_baseline_is_a_usage_error(eval_csv: Path) -> None:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from service.settings import BACKENDS
+from chatbot.search import BACKENDS
 
 _OPTIONS = {"model_dir": "--model", "index_dir": "--index", "batching": "--no-batching"}
 

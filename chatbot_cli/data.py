@@ -9,51 +9,24 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable
 from itertools import islice
 from pathlib import Path
 
+from chatbot.errors import UsageError
 from chatbot.text import MODES
 from training.build import BuildOptions, SplitOptions, build_dataset
-from training.dialogue import Dialogue
 from training.errors import BadRowCounter, DataError
 from training.shared_data import SHARED_DATA_ENV, shared_data_dir
-from training.sources.chitchat import read_chitchat
-from training.sources.irc import read_irc
-from training.sources.raw_udc import read_pimlico_json, read_udc_csv, read_udc_tsv_dir
+from training.sources.registry import SOURCES
 
 log = logging.getLogger(__name__)
-
-
-Reader = Callable[..., Iterable[Dialogue]]  # (path, BadRowCounter) -> dialogues
-
-# name -> (reader, default input under the shared data folder, what --input is)
-SOURCES: dict[str, tuple[Reader, str | None, str]] = {
-    "chitchat": (read_chitchat, None, "optional JSON file; default: the embedded corpus"),
-    "udc-raw": (read_udc_tsv_dir, None, "UDC v1 raw folder tree, one TSV per dialogue"),
-    "kaggle": (
-        read_udc_csv,
-        "udc/raw_dialogs/kaggle_dialogueText_first9999.csv",
-        "Kaggle dialogueText.csv ([folder,]dialogueID,date,from,to,text)",
-    ),
-    "pimlico": (
-        read_pimlico_json,
-        "udc/raw_dialogs/pimlico_dialogues_small.json",
-        "JSON list of {dialogue_id, timestamp, text}",
-    ),
-    "irc": (
-        read_irc,
-        "ubuntu_irc/irc_disentangle_ubuntu_train_dev_test.tar.gz",
-        "#ubuntu IRC disentanglement archive (.tar.gz) or its extracted folder",
-    ),
-}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Adds ``data build`` to the ``chatbot`` command."""
     data = subparsers.add_parser("data", help="build datasets", description="Build datasets.")
     commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
-    source_help = "; ".join(f"{name}: {about}" for name, (_, _, about) in SOURCES.items())
+    source_help = "; ".join(f"{name}: {source.about}" for name, source in SOURCES.items())
     build = commands.add_parser(
         "build",
         help="raw dialogues -> UDC v2 layout train/valid/test.csv",
@@ -180,24 +153,22 @@ def _date(value: str) -> dt.date:
 
 def run_build(args: argparse.Namespace) -> int:
     """Runs ``chatbot data build``; returns the exit code."""
-    reader, default_input, _ = SOURCES[args.source]
-    path = args.input or (shared_data_dir() / default_input if default_input else None)
-    if path is None and args.source != "chitchat":
-        log.error("--source %s needs --input PATH", args.source)
-        return 2
+    source = SOURCES[args.source]
+    path = args.input or source.path_in(shared_data_dir())
+    if path is None and not source.embedded:
+        raise UsageError(f"--source {args.source} needs --input PATH")
     if path is not None and not path.exists():
-        log.error("input not found: %s (set --input or $%s)", path, SHARED_DATA_ENV)
-        return 2
+        raise UsageError(f"input not found: {path} (set --input or ${SHARED_DATA_ENV})")
+    options = _options(args)
     bad = BadRowCounter(skip=args.skip_bad_rows)
     log.info("reading %s from %s", args.source, path or "the embedded corpus")
+    dialogues = islice(source.read(path, bad), args.max_dialogues)
     try:
-        dialogues = islice(reader(path, bad), args.max_dialogues)
-        summary = build_dataset(dialogues, args.out, _options(args), bad)
+        summary = build_dataset(dialogues, args.out, options, bad)
     except DataError:
-        raise  # the entry point reports bad input
-    except ValueError as exc:  # inconsistent options, or too few dialogues
-        log.error("%s", exc)
-        return 2
+        raise  # bad input, reported by the entry point as it stands
+    except ValueError as exc:  # too few dialogues for what was asked
+        raise UsageError(str(exc)) from exc
     print(summary)
     for example in bad.examples:
         print(f"  skipped: {example}")
@@ -205,15 +176,18 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace) -> BuildOptions:
-    """Build options from the command line; raises ValueError on inconsistent splits."""
-    split = SplitOptions(
-        valid_fraction=args.valid_fraction,
-        test_fraction=args.test_fraction,
-        valid_from=args.valid_from,
-        test_from=args.test_from,
-        exclude_from=args.exclude_from,
-        exclude_to=args.exclude_to,
-    )
+    """Build options from the command line; :class:`UsageError` when they do not fit."""
+    try:
+        split = SplitOptions(
+            valid_fraction=args.valid_fraction,
+            test_fraction=args.test_fraction,
+            valid_from=args.valid_from,
+            test_from=args.test_from,
+            exclude_from=args.exclude_from,
+            exclude_to=args.exclude_to,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     default_mode = "tokenize" if args.source == "chitchat" else "udc"
     return BuildOptions(
         normalization=args.normalization or default_mode,

@@ -1,0 +1,320 @@
+"""The score of a (context, response) pair, in one place, for evaluation and for serving.
+
+A dual encoder scores ``cᵀMr + b``. A hybrid model adds a lexical signal::
+
+    score = cᵀMr + b + lexical_weight × cosine(tfidf(c), tfidf(r))
+
+:func:`hybrid_score` is the only place that formula is written. A :class:`Scorer` holds the
+three parts (the neural encoder, the fitted TF-IDF model, the weight) and applies it two ways:
+
+* :meth:`Scorer.pair_scores` scores given candidates (``chatbot eval``, a request's own
+  ``candidates``); :meth:`Scorer.parts` returns the neural and lexical parts apart, which is
+  what the weight tuning fits (on the neural part alone, whatever weight a model already has);
+* :meth:`Scorer.rank` searches a pre-encoded repository (serving): the union of the best
+  :data:`RERANK_DEPTH` responses by each part is re-scored exactly.
+
+Texts here are normalised already (:class:`chatbot.text.Normalizer`).
+
+Example:
+    >>> hybrid_score(np.array([1.0]), np.array([0.5]), weight=4.0, bias=-1.0).tolist()
+    [2.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+from tqdm import tqdm
+
+from chatbot.lexical import TfidfModel, rowwise_dot
+
+if TYPE_CHECKING:
+    from chatbot.index import ResponseIndex
+    from chatbot.search import SearchBackend
+
+# A hybrid model re-ranks, for each context, the union of the repository's top RERANK_DEPTH
+# responses by the neural score and by the lexical one.
+RERANK_DEPTH = 256
+# A hybrid model rewards word overlap, and the closest overlap is the user's own message: a
+# repository response this similar (TF-IDF cosine) to the last turn is a restatement, not an
+# answer, and is never returned by :meth:`Scorer.rank`.
+ECHO_COSINE = 0.7
+
+
+class PairEncoder(Protocol):
+    """The neural part: maps normalised texts to vectors whose dot product is ``cᵀMr``."""
+
+    @property
+    def bias(self) -> float:
+        """The scorer's ``b``."""
+        ...
+
+    def encode_contexts(self, texts: Sequence[str]) -> np.ndarray:
+        """``(n, d)`` float32 context vectors, already multiplied by M."""
+        ...
+
+    def encode_responses(self, texts: Sequence[str]) -> np.ndarray:
+        """``(n, d)`` float32 response vectors."""
+        ...
+
+
+def hybrid_score(
+    neural: np.ndarray, cosine: np.ndarray, weight: float, bias: float = 0.0
+) -> np.ndarray:
+    """``neural + bias + weight × cosine``, elementwise: the model's logit for each pair.
+
+    Args:
+        neural: ``cᵀMr`` scores.
+        cosine: TF-IDF cosines of the same pairs (zeros for a plain dual encoder).
+        weight: the model's ``lexical_weight``.
+        bias: the model's ``b``.
+    """
+    return neural + np.float32(bias) + np.float32(weight) * cosine
+
+
+@dataclass(frozen=True)
+class ScoreParts:
+    """The two parts of the scores of each row's candidates, kept apart.
+
+    Attributes:
+        neural: ``(rows, candidates)`` float32 ``cᵀMr``.
+        cosine: ``(rows, candidates)`` float32 TF-IDF cosines (zeros without a lexical model).
+        bias: the model's ``b``.
+    """
+
+    neural: np.ndarray
+    cosine: np.ndarray
+    bias: float = 0.0
+
+    def combined(self, weight: float) -> np.ndarray:
+        """The full scores with the lexical part weighted by ``weight``.
+
+        Example:
+            >>> ScoreParts(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])).combined(2.0).tolist()
+            [[1.0, 2.0]]
+        """
+        return hybrid_score(self.neural, self.cosine, weight, self.bias)
+
+
+def encode_unique(
+    texts: Sequence[str],
+    encode: Callable[[Sequence[str]], np.ndarray],
+    batch_size: int = 256,
+    desc: str = "texts",
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Encodes each distinct text once, in batches.
+
+    Returns:
+        ``(vectors, index)``: vectors of the distinct texts, and for each input text the row of
+        ``vectors`` that holds it, so ``vectors[index]`` lines up with ``texts``.
+
+    Example:
+        >>> vectors, index = encode_unique(["a", "bb", "a"], lambda b: [[len(t)] for t in b])
+        >>> vectors.tolist(), index.tolist()
+        ([[1.0], [2.0]], [0, 1, 0])
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    positions: dict[str, int] = {}
+    index = np.fromiter(
+        (positions.setdefault(t, len(positions)) for t in texts), dtype=np.int64, count=len(texts)
+    )
+    unique = list(positions)
+    chunks = []
+    with tqdm(total=len(unique), desc=desc, unit="text", disable=not progress) as bar:
+        for start in range(0, len(unique), batch_size):
+            batch = unique[start : start + batch_size]
+            vectors = np.asarray(encode(batch), dtype=np.float32)
+            if vectors.ndim != 2 or vectors.shape[0] != len(batch):
+                raise ValueError(
+                    f"{desc}: encoder returned shape {vectors.shape} for {len(batch)} texts"
+                )
+            chunks.append(vectors)
+            bar.update(len(batch))
+    return np.concatenate(chunks), index
+
+
+def candidate_count(candidates: Sequence[Sequence[str]]) -> int:
+    """The number of candidates per row, which must be the same for every row.
+
+    Example:
+        >>> candidate_count([["a", "b"], ["c", "d"]])
+        2
+    """
+    counts = {len(row) for row in candidates}
+    if len(counts) != 1:
+        raise ValueError(f"rows must share one candidate count, found {sorted(counts) or 'none'}")
+    return counts.pop()
+
+
+class Scorer:
+    """A model's score: the neural part, the lexical part and their weight, as one object.
+
+    Args:
+        encoder: the neural part (a :class:`chatbot.encoder.TextEncoder` or any
+            :class:`PairEncoder`).
+        lexical: the fitted TF-IDF model, or ``None`` for a plain dual encoder.
+        lexical_weight: the weight of the TF-IDF cosine (0 for a plain dual encoder).
+        echo_cosine: :meth:`rank` never returns a response this close to the last turn.
+        rerank_depth: responses taken from each part before :meth:`rank` re-scores them.
+    """
+
+    def __init__(
+        self,
+        encoder: PairEncoder,
+        lexical: TfidfModel | None = None,
+        lexical_weight: float = 0.0,
+        echo_cosine: float = ECHO_COSINE,
+        rerank_depth: int = RERANK_DEPTH,
+    ) -> None:
+        if lexical_weight < 0:
+            raise ValueError(f"lexical_weight must be >= 0, got {lexical_weight}")
+        if lexical_weight > 0 and lexical is None:
+            raise ValueError("lexical_weight > 0 needs the fitted lexical (TF-IDF) model")
+        self.encoder = encoder
+        self.lexical = lexical
+        self.lexical_weight = float(lexical_weight)
+        self.echo_cosine = echo_cosine
+        self.rerank_depth = rerank_depth
+
+    @property
+    def is_hybrid(self) -> bool:
+        return self.lexical is not None and self.lexical_weight > 0
+
+    @property
+    def bias(self) -> float:
+        return float(self.encoder.bias)
+
+    def parts(
+        self,
+        contexts: Sequence[str],
+        candidates: Sequence[Sequence[str]],
+        batch_size: int = 256,
+        progress: bool = False,
+    ) -> ScoreParts:
+        """The neural and lexical parts of each context's score with each of its candidates.
+
+        Every distinct context and candidate is encoded (and turned into TF-IDF) once.
+
+        Args:
+            contexts: normalised contexts.
+            candidates: for each context, its normalised candidates (the same count per row).
+            batch_size: texts per encoder call.
+            progress: show progress bars.
+
+        Returns:
+            :class:`ScoreParts` of shape ``(len(contexts), candidates per row)``; the cosine
+            is computed whenever a lexical model is set, even at weight 0 (for tuning).
+        """
+        if len(contexts) != len(candidates):
+            raise ValueError(f"{len(contexts)} contexts but {len(candidates)} candidate rows")
+        if not contexts:
+            raise ValueError("nothing to score")
+        m = candidate_count(candidates)
+        flat = [t for row in candidates for t in row]
+        ctx_vecs, ctx_idx = encode_unique(
+            contexts, self.encoder.encode_contexts, batch_size, "contexts", progress
+        )
+        cand_vecs, cand_idx = encode_unique(
+            flat, self.encoder.encode_responses, batch_size, "responses", progress
+        )
+        if ctx_vecs.shape[1] != cand_vecs.shape[1]:
+            raise ValueError(
+                f"context vectors have {ctx_vecs.shape[1]} dims, responses {cand_vecs.shape[1]}"
+            )
+        cand_idx = cand_idx.reshape(len(contexts), m)
+        neural = np.empty((len(contexts), m), dtype=np.float32)
+        # Chunks bound the (rows, m, dim) gather.
+        for start in range(0, len(contexts), 4096):
+            part = slice(start, start + 4096)
+            neural[part] = np.einsum(
+                "nd,nmd->nm", ctx_vecs[ctx_idx[part]], cand_vecs[cand_idx[part]]
+            )
+        cosine = np.zeros_like(neural)
+        if self.lexical is not None:
+            cosine = self._pair_cosines(contexts, flat).reshape(len(contexts), m)
+        return ScoreParts(neural, cosine, self.bias)
+
+    def _pair_cosines(self, contexts: Sequence[str], flat: Sequence[str]) -> np.ndarray:
+        """TF-IDF cosine of each context with each of its ``len(flat) / len(contexts)``
+        candidates; each distinct text is turned into TF-IDF once."""
+        assert self.lexical is not None
+        m = len(flat) // len(contexts)
+        unique_c, c_idx = np.unique(np.asarray(contexts, dtype=object), return_inverse=True)
+        unique_r, r_idx = np.unique(np.asarray(flat, dtype=object), return_inverse=True)
+        c_mat = self.lexical.transform(list(unique_c))
+        r_mat = self.lexical.transform(list(unique_r))
+        return rowwise_dot(c_mat[np.repeat(c_idx, m)], r_mat[r_idx])
+
+    def pair_scores(
+        self,
+        contexts: Sequence[str],
+        candidates: Sequence[Sequence[str]],
+        batch_size: int = 256,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """The model's logits for each context with each of its candidates: ``(rows, m)``."""
+        parts = self.parts(contexts, candidates, batch_size, progress)
+        return parts.combined(self.lexical_weight if self.is_hybrid else 0.0)
+
+    def rank(
+        self,
+        contexts: Sequence[str],
+        last_turns: Sequence[str],
+        repository: ResponseIndex,
+        backend: SearchBackend,
+        k: int,
+    ) -> list[list[tuple[int, float]]]:
+        """The ``k`` best repository responses for each context: ``(row id, logit)``, best first.
+
+        Args:
+            contexts: normalised contexts.
+            last_turns: the normalised last turn of each context (for the echo rule).
+            repository: the pre-encoded responses (with TF-IDF rows for a hybrid model).
+            backend: the neural search over ``repository.vectors``.
+            k: responses per context.
+        """
+        queries = self.encoder.encode_contexts(contexts)  # (n, d) cM
+        if not self.is_hybrid:
+            scores, ids = backend.search(queries, k)  # (n, k) each
+            bias = np.float32(self.bias)
+            return [
+                [(int(i), float(s + bias)) for s, i in zip(row_s, row_i, strict=True) if i >= 0]
+                for row_s, row_i in zip(scores, ids, strict=True)
+            ]
+        return self._rank_hybrid(contexts, last_turns, queries, repository, backend, k)
+
+    def _rank_hybrid(
+        self,
+        contexts: Sequence[str],
+        last_turns: Sequence[str],
+        queries: np.ndarray,
+        repository: ResponseIndex,
+        backend: SearchBackend,
+        k: int,
+    ) -> list[list[tuple[int, float]]]:
+        lexical, rows = self.lexical, repository.lexical
+        if lexical is None or rows is None:
+            raise ValueError("a hybrid model needs an index with lexical (TF-IDF) rows")
+        depth = min(len(repository), max(k, self.rerank_depth))
+        _, neural_ids = backend.search(queries, depth)  # (n, depth)
+        overlap = (lexical.transform(contexts) @ rows.T).tocsr()  # (n, N) sparse cosines
+        last = lexical.transform(last_turns)  # (n, V)
+        out = []
+        for i, query in enumerate(queries):
+            row = overlap.getrow(i)
+            lexical_ids = row.indices[np.argsort(-row.data, kind="stable")[:depth]]
+            ids = np.union1d(neural_ids[i][neural_ids[i] >= 0], lexical_ids).astype(np.int64)
+            # The echo rule, on the candidates only: cosine with the user's last turn.
+            echo = np.asarray((rows[ids] @ last[i].T).todense()).reshape(-1)  # (candidates,)
+            ids = ids[echo < self.echo_cosine]
+            cosine = row[:, ids].toarray()[0]  # (candidates,)
+            neural = repository.vectors[ids] @ query  # (candidates,)
+            scores = hybrid_score(neural, cosine, self.lexical_weight, self.bias)
+            best = np.argsort(-scores, kind="stable")[:k]
+            out.append([(int(ids[j]), float(scores[j])) for j in best])
+        return out

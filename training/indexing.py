@@ -1,0 +1,72 @@
+"""Pre-encodes a file of candidate responses into a response index for a model."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from chatbot.artifact import load_artifact
+from chatbot.index import save_index
+from training.errors import BadRowCounter, DataError
+from training.responses import read_responses
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IndexSummary:
+    """What :func:`build_index` wrote."""
+
+    responses: int
+    skipped_rows: int
+    seconds: float
+
+
+def build_index(
+    model_dir: Path,
+    responses: Path,
+    out: Path,
+    fmt: str = "auto",
+    batch_size: int = 512,
+    limit: int | None = None,
+    bad: BadRowCounter | None = None,
+) -> IndexSummary:
+    """Encodes the distinct responses of ``responses`` with the model at ``model_dir`` into
+    an index at ``out`` (written atomically).
+
+    Args:
+        model_dir: the model artifact.
+        responses: a UDC-layout CSV, plain text or JSONL file (see
+            :func:`training.responses.read_responses`).
+        out: the index folder.
+        fmt: the file format, or ``auto`` (from the suffix).
+        batch_size: responses per encoder call.
+        limit: keep only the first ``limit`` distinct responses.
+        bad: skips and counts malformed rows (default: the first one raises).
+
+    Raises:
+        DataError: the file is malformed, or holds no response.
+    """
+    artifact = load_artifact(model_dir)
+    encoder = artifact.encoder()
+    bad = bad or BadRowCounter()
+    shown, normalized = read_responses(responses, fmt, encoder.normalizer, bad)
+    if limit is not None:
+        shown, normalized = shown[:limit], normalized[:limit]
+    if not shown:
+        raise DataError(responses, None, "no responses found")
+    if bad.count:
+        log.warning("skipped %d malformed rows, e.g. %s", bad.count, bad.examples[0])
+    log.info("encoding %d distinct responses with %s", len(shown), artifact.version)
+    start = time.perf_counter()
+    vectors = encoder.encode_responses(normalized, batch_size=batch_size, progress=True)
+    took = time.perf_counter() - start
+    # A hybrid model also needs the responses' TF-IDF rows to score over the repository.
+    lexical = artifact.lexical.transform(normalized) if artifact.lexical is not None else None
+    save_index(out, vectors, shown, artifact, source=str(responses), lexical=lexical)
+    log.info(
+        "index of %d responses written to %s (%.0f responses/s)", len(shown), out, len(shown) / took
+    )
+    return IndexSummary(len(shown), bad.count, time.perf_counter() - start)

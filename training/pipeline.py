@@ -1,0 +1,279 @@
+"""The offline pipeline, one for every bot: data → vocabulary → word vectors → train → hybrid
+→ evaluate → index.
+
+Each step is a plain function of files in, files out. A :class:`Recipe` says what differs
+between bots (where the data comes from, which validation and test sets, which file holds the
+response repository, whether to start from word2vec vectors); :mod:`training.recipes` holds the
+default chitchat bot and the Ubuntu support model. Outputs, under ``out``::
+
+    data/            train.csv, valid.csv, test.csv (+ the repository file, sentences.txt)
+    model/           the model artifact (model.work/: checkpoints, TensorBoard logs, curve)
+    index/           the response index
+    <stem>.json/png  one evaluation per test set
+    report.json      what every step did, with timings
+
+Example::
+
+    report = run_pipeline(chitchat_recipe(), PipelineOptions(Path("artifacts/default")))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chatbot.config import ModelConfig
+from chatbot.vocab import Vocab
+
+log = logging.getLogger(__name__)
+
+STEPS = ("data", "model", "evaluation", "index")
+BASELINES = ("tfidf", "random")
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """A 1-in-10 test file, evaluated into ``<stem>.json`` and ``<stem>.png``."""
+
+    name: str
+    path: Path
+    stem: str
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What one bot's pipeline is made of.
+
+    Attributes:
+        name: the artifact's name (the start of its version).
+        preset: the training preset (:mod:`training.presets`).
+        build_data: ``(data dir, model config, seed) -> summary``: writes ``train.csv``,
+            ``valid.csv``, ``test.csv`` and the repository file into the data folder.
+        valid_sets: ``data dir -> {name: file}``: the 1-in-10 rows the hybrid weight is tuned
+            on (files that do not exist are left out).
+        test_sets: ``data dir -> test sets``, evaluated once the model is final.
+        responses: the file in the data folder that the response index is built from.
+        word_vectors: start from word2vec vectors trained on ``data/sentences.txt``.
+    """
+
+    name: str
+    preset: str
+    build_data: Callable[[Path, ModelConfig, int], Mapping[str, Any]]
+    valid_sets: Callable[[Path], dict[str, Path]]
+    test_sets: Callable[[Path], list[TestSet]]
+    responses: str
+    word_vectors: bool = False
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """How to run a recipe.
+
+    Args:
+        out: the output folder.
+        seed: seeds the data build, word vectors and training.
+        max_steps: overrides the preset's training steps.
+        word_vectors: ``False`` turns the recipe's word2vec start off.
+        lexical: tune and save the TF-IDF hybrid score (kept only if its weight is above 0).
+        reuse: steps (of :data:`STEPS`) whose output is kept when it exists already.
+    """
+
+    out: Path
+    seed: int = 0
+    max_steps: int | None = None
+    word_vectors: bool = True
+    lexical: bool = True
+    reuse: Collection[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.reuse) - set(STEPS)
+        if unknown:
+            raise ValueError(f"unknown steps {sorted(unknown)}; choose from {STEPS}")
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where each step writes, under ``out``."""
+
+    out: Path
+
+    @property
+    def data(self) -> Path:
+        return self.out / "data"
+
+    @property
+    def model(self) -> Path:
+        return self.out / "model"
+
+    @property
+    def workdir(self) -> Path:
+        return self.out / "model.work"
+
+    @property
+    def index(self) -> Path:
+        return self.out / "index"
+
+    def csv(self, split: str) -> Path:
+        return self.data / f"{split}.csv"
+
+
+def make_vocab(train_csv: Path, config: ModelConfig) -> Vocab:
+    """The model's vocabulary, built once and handed to both word2vec and training."""
+    from training.dataset import build_vocab
+
+    vocab = build_vocab(train_csv, config)
+    log.info("vocabulary: %d words", len(vocab))
+    return vocab
+
+
+def word2vec_table(
+    sentences: Path, vocab: Vocab, config: ModelConfig, seed: int
+) -> tuple[np.ndarray, int]:
+    """An embedding table in ``vocab`` order from word2vec on ``sentences``."""
+    from training.embeddings import train_word2vec
+
+    table, found = train_word2vec(sentences, vocab.words, config.embedding_dim, seed)
+    log.info("word2vec vectors for %d of %d words", found, len(vocab))
+    return table, found
+
+
+def train_model(
+    paths: Paths,
+    recipe: Recipe,
+    options: PipelineOptions,
+    model_config: ModelConfig,
+    train_config: Any,
+) -> dict[str, Any]:
+    """Vocabulary, optional word vectors, training (a fresh run) and the hybrid weight."""
+    from training.hybrid import add_lexical
+    from training.train import train
+
+    vocab = make_vocab(paths.csv("train"), model_config)
+    embeddings, found = None, 0
+    if recipe.word_vectors and options.word_vectors:
+        embeddings, found = word2vec_table(
+            paths.data / "sentences.txt", vocab, model_config, options.seed
+        )
+    shutil.rmtree(paths.workdir, ignore_errors=True)  # a fresh run, not a resumed one
+    result = train(
+        paths.csv("train"),
+        paths.csv("valid"),
+        paths.model,
+        model_config,
+        train_config,
+        workdir=paths.workdir,
+        embeddings=embeddings,
+        name=recipe.name,
+        vocab=vocab,
+    )
+    tuning: dict[str, Any] = {"lexical_weight": 0.0}
+    if options.lexical:
+        tuning = add_lexical(
+            paths.model, paths.csv("train"), recipe.valid_sets(paths.data), name=recipe.name
+        )
+    return {
+        "word_vectors": {"used": embeddings is not None, "words_found": found},
+        "training": {
+            "steps": result.steps,
+            "best_step": result.best_step,
+            "valid_recall@1": result.best_recall_at_1,
+            "stopped_early": result.stopped_early,
+        },
+        "hybrid": tuning,
+    }
+
+
+def evaluate_model(paths: Paths, test_sets: list[TestSet]) -> dict[str, Any]:
+    """Recall@k of the final model and the baselines on every test set that exists."""
+    from chatbot.artifact import load_scorer
+    from training.evaluate import run_evaluation
+    from training.sources.udc_csv import read_eval_rows
+
+    scorer = load_scorer(paths.model)
+    results = {}
+    for test in test_sets:
+        if not test.path.is_file():
+            log.warning("%s: not found, test set %s skipped", test.path, test.name)
+            continue
+        log.info("evaluating on %s against %s", test.path, ", ".join(BASELINES))
+        results[test.name] = run_evaluation(
+            list(read_eval_rows(test.path)),
+            scorer,
+            BASELINES,
+            paths.out / f"{test.stem}.json",
+            plot_path=paths.out / f"{test.stem}.png",
+            progress=False,
+        )
+    return results
+
+
+def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
+    """Runs every step of ``recipe`` (keeping the outputs ``options.reuse`` allows).
+
+    Returns:
+        The report, also written to ``out/report.json``.
+    """
+    from chatbot.index import MANIFEST
+    from training.indexing import build_index
+    from training.presets import PRESETS
+
+    start = time.monotonic()
+    paths = Paths(options.out)
+    model_config, train_config = PRESETS[recipe.preset]
+    if options.max_steps is not None:
+        train_config = dataclasses.replace(train_config, max_steps=options.max_steps)
+    train_config = dataclasses.replace(train_config, seed=options.seed)
+    report: dict[str, Any] = {"recipe": recipe.name, "steps": {}}
+    timings: dict[str, float] = {}
+
+    def due(step: str, output: Path) -> bool:
+        if step in options.reuse and output.exists():
+            log.info("%s: reusing %s", step, output)
+            report["steps"][step] = "reused"
+            return False
+        report["steps"][step] = "ran"
+        return True
+
+    tick = time.monotonic()
+    if due("data", paths.data / "summary.json"):
+        log.info("step 1/4: data (%s)", recipe.name)
+        paths.data.mkdir(parents=True, exist_ok=True)
+        summary = dict(recipe.build_data(paths.data, model_config, options.seed))
+        (paths.data / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    report["data"] = json.loads((paths.data / "summary.json").read_text())
+    timings["data"] = time.monotonic() - tick
+
+    tick = time.monotonic()
+    if due("model", paths.model / "manifest.json"):
+        log.info("step 2/4: training the %s preset, then tuning the hybrid", recipe.preset)
+        report.update(train_model(paths, recipe, options, model_config, train_config))
+    timings["model"] = time.monotonic() - tick
+
+    tick = time.monotonic()
+    test_sets = recipe.test_sets(paths.data)
+    if test_sets and due("evaluation", paths.out / f"{test_sets[0].stem}.json"):
+        log.info("step 3/4: evaluation")
+        report["evaluation"] = evaluate_model(paths, test_sets)
+    timings["evaluation"] = time.monotonic() - tick
+
+    tick = time.monotonic()
+    if due("index", paths.index / MANIFEST):
+        log.info("step 4/4: encoding the response repository")
+        report["index_responses"] = build_index(
+            paths.model, paths.data / recipe.responses, paths.index
+        ).responses
+    timings["index"] = time.monotonic() - tick
+
+    report["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
+    report["seconds"] = round(time.monotonic() - start, 1)
+    (paths.out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return report

@@ -1,0 +1,109 @@
+"""The bots this project builds: each one a :class:`training.pipeline.Recipe`.
+
+* :func:`chitchat_recipe`: the embedded default (``make run``), from the ``chitchat-dataset``
+  package on PyPI, so that it needs no files of ours.
+* :func:`ubuntu_recipe`: the Ubuntu support model (``make ubuntu-model``), from the public
+  Ubuntu data in the shared data folder (:mod:`training.ubuntu_data`).
+
+Example:
+    >>> chitchat_recipe().preset, ubuntu_recipe(Path("shared")).preset
+    ('chitchat', 'ubuntu')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from chatbot.config import ModelConfig
+from training.build import BuildOptions, TurnTexts, split_dialogues, write_dataset
+from training.pipeline import Recipe, TestSet
+from training.sources.registry import SOURCES
+from training.ubuntu_data import (
+    OFFICIAL_TEST,
+    OFFICIAL_TRAIN,
+    OFFICIAL_VALID,
+    DataOptions,
+    build_ubuntu_data,
+    read_ubuntu_dialogues,
+)
+
+CHITCHAT_RESPONSES = "responses.jsonl"
+
+
+def chitchat_recipe(examples: int = 60_000, preset: str = "chitchat") -> Recipe:
+    """The default bot: ``examples`` training pairs from the chitchat conversations, and a
+    repository of every turn of the training conversations, as people wrote it."""
+
+    def build_data(data: Path, config: ModelConfig, seed: int) -> dict[str, Any]:
+        from chatbot.text import Normalizer
+
+        dialogues = list(SOURCES["chitchat"].read(None))
+        options = BuildOptions(
+            normalization=config.normalization,
+            seed=seed,
+            examples=examples,
+            positives_only=config.loss == "softmax",
+        )
+        splits, excluded = split_dialogues(dialogues, options.split)
+        counts = write_dataset(data, splits, TurnTexts(Normalizer(options.normalization)), options)
+        # The first turn opens a conversation: it answers nothing.
+        turns = dict.fromkeys(" ".join(t) for d in splits["train"] for t in d.turns[1:])
+        with (data / CHITCHAT_RESPONSES).open("w", encoding="utf-8") as f:
+            f.writelines(json.dumps(t, ensure_ascii=False) + "\n" for t in turns)
+        return {
+            "dialogues": {name: len(ds) for name, ds in splits.items()},
+            "excluded": excluded,
+            "rows": counts,
+            "responses": len(turns),
+        }
+
+    return Recipe(
+        name=preset,
+        preset=preset,
+        build_data=build_data,
+        valid_sets=lambda data: {"valid": data / "valid.csv"},
+        test_sets=lambda data: [TestSet("test", data / "test.csv", "eval")],
+        responses=CHITCHAT_RESPONSES,
+    )
+
+
+def ubuntu_recipe(
+    shared: Path, data_options: DataOptions | None = None, preset: str = "ubuntu"
+) -> Recipe:
+    """The Ubuntu support model from the shared data folder ``shared``: trained on the IRC
+    logs, raw UDC dialogues and official training samples; tuned on held-out and official
+    validation rows; tested on held-out rows and the official ``first100/test.csv`` (never
+    used for tuning)."""
+    base = data_options or DataOptions()
+
+    def build_data(data: Path, config: ModelConfig, seed: int) -> dict[str, Any]:
+        if not shared.is_dir():
+            raise FileNotFoundError(f"{shared}: no shared data folder (give --shared-data)")
+        official = [shared / p for p in OFFICIAL_TRAIN if (shared / p).is_file()]
+        summary = build_ubuntu_data(
+            read_ubuntu_dialogues(shared),
+            data,
+            dataclasses.replace(base, seed=seed),
+            official_train=official,
+            normalization=config.normalization,
+        )
+        return summary.to_dict()
+
+    return Recipe(
+        name="ubuntu",
+        preset=preset,
+        build_data=build_data,
+        valid_sets=lambda data: {
+            "own_valid": data / "valid.csv",
+            "first100_valid": shared / OFFICIAL_VALID,
+        },
+        test_sets=lambda data: [
+            TestSet("own_test", data / "test.csv", "eval_own_test"),
+            TestSet("first100_test", shared / OFFICIAL_TEST, "eval_first100_test"),
+        ],
+        responses="train.csv",
+        word_vectors=True,
+    )
