@@ -333,7 +333,7 @@ def bench_ranking(index_dir: Path, model_dir: Path, args) -> list[tuple]:
     exact = make_backend("exact", vectors)
     flat = faiss.IndexFlatIP(vectors.shape[1])
     flat.add(vectors)
-    faiss.cvar.distance_compute_blas_threshold = 1024  # as chatbot/search.py (docs/facts.md)
+    faiss.cvar.distance_compute_blas_threshold = 1024  # as chatbot/search.py (docs/performance.md)
     engines = {
         f"exact ({getattr(exact, 'precision', '?')})": lambda q: exact.search(q, args.k),
         "faiss IndexFlatIP": lambda q: flat.search(q, args.k),

@@ -59,9 +59,12 @@ class TextEncoder:
     The neural part of a model's score only; :class:`chatbot.scoring.Scorer` adds the rest.
 
     Example:
-        >>> enc = TextEncoder(model, vocab, config)
-        >>> enc.encode_contexts(["hi __eou__ __eot__"]).shape
-        (1, 8)
+        >>> from chatbot.model import build_dual_encoder
+        >>> config = ModelConfig(embedding_dim=4, hidden_size=4, normalization="none")
+        >>> vocab = Vocab(["<pad>", "<unk>", "hi", "__eou__", "__eot__"])
+        >>> model = build_dual_encoder(config, vocab_size=len(vocab))
+        >>> TextEncoder(model, vocab, config).encode_contexts(["hi __eou__ __eot__"]).shape
+        (1, 4)
     """
 
     def __init__(

@@ -66,7 +66,7 @@ class TfidfModel:
 
         Example:
             >>> m = TfidfModel.fit(["a b", "a c"])
-            >>> m.words, [round(x, 4) for x in m.idf]
+            >>> m.words, [round(float(x), 4) for x in m.idf]
             (['a', 'b', 'c'], [1.0, 1.4055, 1.4055])
         """
         vectorizer = _vectorizer(sublinear_tf, min_df=min_df)

@@ -1,7 +1,7 @@
 """The only door to the model: one worker thread, and micro-batching of concurrent requests.
 
 Ranking a batch of contexts is one matrix-matrix product instead of many matrix-vector ones,
-so per-query cost falls 6-10x (docs/facts.md). Requests that arrive while the model is busy,
+so per-query cost falls 6-10x (docs/performance.md). Requests that arrive while the model is busy,
 or within ``window_s`` of each other, are answered by a single ``Ranker.respond`` call.
 """
 
@@ -41,11 +41,12 @@ class MicroBatcher:
         on_batch: told the size of every ``Ranker.respond`` call (for metrics).
         on_model_time: told the seconds every ``Ranker.respond`` call took on the model thread.
 
-    Example:
-        >>> batcher = MicroBatcher(ranker)
-        >>> await batcher.start()
-        >>> hits = await batcher.respond(["hi", "hello"], k=3)
-        >>> await batcher.close()
+    Example::
+
+        batcher = MicroBatcher(ranker)
+        await batcher.start()
+        hits = await batcher.respond(["hi", "hello"], k=3)
+        await batcher.close()
     """
 
     def __init__(

@@ -24,7 +24,7 @@ class Metrics:
             "chatbot_request_seconds",
             "Time to answer an HTTP request.",
             ["route"],
-            # Answers take ~20 ms on a 100k repository and ~100 ms on 1M (docs/facts.md).
+            # Answers take ~20 ms on a 100k repository and ~100 ms on 1M (docs/performance.md).
             buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
             registry=self.registry,
         )

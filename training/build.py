@@ -14,8 +14,9 @@ model is evaluated on conversations later than those it learnt from. Text is nor
 :class:`chatbot.text.Normalizer` and laid out with ``__eou__``/``__eot__`` markers. The same seed
 gives byte-identical files, and the files appear only once all three are complete.
 
-Example:
-    >>> build_dataset(read_chitchat(), "data/chitchat", BuildOptions("tokenize"))  # doctest: +SKIP
+Example::
+
+    build_dataset(read_chitchat(), "data/chitchat", BuildOptions("tokenize"))
 """
 
 from __future__ import annotations
@@ -134,8 +135,9 @@ def build_dataset(
     Returns:
         Counts of dialogues, pairs and rows.
 
-    Example:
-        >>> print(build_dataset(read_irc(archive), "data/irc"))  # doctest: +SKIP
+    Example::
+
+        print(build_dataset(read_irc(archive), "data/irc"))
     """
     start = time.monotonic()
     options = options or BuildOptions()

@@ -27,8 +27,9 @@ def load_word_vectors(path: Path, vocab: Vocab, dim: int, seed: int = 0) -> tupl
         dim: the model's embedding size; every vector in the file must have it.
         seed: for the vectors of uncovered words.
 
-    Example:
-        >>> matrix, found = load_word_vectors(Path("glove.6B.100d.txt"), vocab, 100)
+    Example::
+
+        matrix, found = load_word_vectors(Path("glove.6B.100d.txt"), vocab, 100)
     """
     rng = np.random.default_rng(seed)
     matrix = rng.normal(0.0, 0.1, size=(len(vocab), dim)).astype(np.float32)

@@ -6,8 +6,9 @@ every distinct candidate text is encoded once, in batches.
 
 Example:
     >>> from training.sources.udc_csv import EvalRow
-    >>> rows = [EvalRow("wifi __eou__ __eot__", "wifi driver __eou__", ("sound __eou__",))]
-    >>> evaluate(rows, baselines=["tfidf"])["tfidf"]["recall@1"]
+    >>> others = tuple(f"topic{i} __eou__" for i in range(9))
+    >>> rows = [EvalRow("wifi __eou__ __eot__", "wifi driver __eou__", others)]
+    >>> evaluate(rows, baselines=["tfidf"], progress=False)["tfidf"]["recall@1"]
     1.0
 """
 
@@ -34,8 +35,9 @@ def summarize(scores: np.ndarray) -> dict[str, float]:
     """The reported metrics of one score matrix (true response in column 0).
 
     Example:
-        >>> summarize(np.array([[1.0, 0.0]] * 2))["recall_2@1"]
-        1.0
+        >>> scores = np.zeros((2, 10)); scores[0, 0] = 1.0  # row 0 right, row 1 all tied
+        >>> summarize(scores)["recall@1"]
+        0.5
     """
     return {
         "recall@1": recall_at_k(scores, 1),

@@ -3,8 +3,9 @@
 Figures are built with :class:`matplotlib.figure.Figure` rather than ``pyplot``, so no global
 backend is chosen and nothing needs a display (the Agg canvas is used to save).
 
-Example:
-    >>> plot_recall({"tfidf": {"recall@1": 0.49}}, "recall.png")  # doctest: +SKIP
+Example::
+
+    plot_recall({"tfidf": {"recall@1": 0.49}}, "recall.png")
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ def plot_recall(
         path: the PNG file to write.
         title: the chart title; defaults to "Recall@k".
 
-    Example:
-        >>> plot_recall({"model": {"recall@1": 0.6, "recall@2": 0.75}}, "r.png")  # doctest: +SKIP
+    Example::
+
+        plot_recall({"model": {"recall@1": 0.6, "recall@2": 0.75}}, "r.png")
     """
     keys = [k for k in RECALL_KEYS if any(k in metrics for metrics in results.values())]
     fig = Figure(figsize=(7, 4.5), dpi=120)

@@ -4,9 +4,10 @@ This corpus ships with the package, so it is the default source: the pipeline ru
 without any download. Each conversation is ``{"messages": [[message, ...], ...]}``, an inner
 list being one speaker's turn and a message ``{"text", "timestamp", "sender"}``.
 
-Example:
-    >>> next(read_chitchat()).n_turns  # doctest: +SKIP
-    12
+Example::
+
+    next(read_chitchat()).n_turns
+    # -> 12
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ def read_chitchat(
     Returns:
         Dialogues whose id is the conversation key and date that of its first message.
 
-    Example:
-        >>> sum(1 for _ in read_chitchat())  # doctest: +SKIP
-        7168
+    Example::
+
+        sum(1 for _ in read_chitchat())
+        # -> 7168
     """
     import chitchat_dataset  # lazy: loads the whole corpus (about 20 MB of JSON)
 

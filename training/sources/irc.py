@@ -25,8 +25,9 @@ Two-party dialogues, as UDC has, are recovered in two ways:
 The address prefix (``nick:``) is removed from a message's text, as in the UDC dialogues. Every
 dialogue keeps only 3+ turns; its date is the log file's date.
 
-Example:
-    >>> dialogues = read_irc("irc_disentangle_ubuntu_train_dev_test.tar.gz")  # doctest: +SKIP
+Example::
+
+    dialogues = read_irc("irc_disentangle_ubuntu_train_dev_test.tar.gz")
 """
 
 from __future__ import annotations
@@ -86,9 +87,10 @@ def read_irc(source: str | Path, bad: BadRowCounter | None = None) -> Iterator[D
     Returns:
         Dialogues, log by log, with ids ``<split>/<log>:gold:<n>`` or ``...:addr:<n>``.
 
-    Example:
-        >>> next(read_irc("irc.tar.gz")).id  # doctest: +SKIP
-        'train/2004-12-25.train-c:addr:0'
+    Example::
+
+        next(read_irc("irc.tar.gz")).id
+        # -> 'train/2004-12-25.train-c:addr:0'
     """
     bad = bad or BadRowCounter()
     source = Path(source)

@@ -15,8 +15,9 @@ Like UDC, only dialogues between exactly two people with at least three turns ar
 malformed row raises :class:`~training.errors.DataError`; with ``BadRowCounter(skip=True)`` it
 is skipped and counted.
 
-Example:
-    >>> dialogues = read_udc_csv("dialogueText.csv")  # doctest: +SKIP
+Example::
+
+    dialogues = read_udc_csv("dialogueText.csv")
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ def read_udc_tsv_dir(root: str | Path, bad: BadRowCounter | None = None) -> Iter
     Returns:
         Two-party dialogues of 3+ turns; id = relative path, date = the first line's date.
 
-    Example:
-        >>> next(read_udc_tsv_dir("dialogs")).id  # doctest: +SKIP
-        '3/126125.tsv'
+    Example::
+
+        next(read_udc_tsv_dir("dialogs")).id
+        # -> '3/126125.tsv'
     """
     root = Path(root)
     bad = bad or BadRowCounter()
@@ -87,9 +89,10 @@ def read_udc_csv(path: str | Path, bad: BadRowCounter | None = None) -> Iterator
         Two-party dialogues of 3+ turns; id = ``folder/dialogueID`` (or ``dialogueID``), date =
         the first message's date.
 
-    Example:
-        >>> next(read_udc_csv("dialogueText.csv")).id  # doctest: +SKIP
-        '3/126125.tsv'
+    Example::
+
+        next(read_udc_csv("dialogueText.csv")).id
+        # -> '3/126125.tsv'
     """
     bad = bad or BadRowCounter()
     for dialogue_id, group in groupby(_csv_messages(Path(path), bad), key=lambda m: m[0]):
@@ -168,9 +171,10 @@ def read_pimlico_json(path: str | Path, bad: BadRowCounter | None = None) -> Ite
     Returns:
         Dialogues of 3+ turns, in file order.
 
-    Example:
-        >>> next(read_pimlico_json("dialogues.json")).n_turns  # doctest: +SKIP
-        12
+    Example::
+
+        next(read_pimlico_json("dialogues.json")).n_turns
+        # -> 12
     """
     bad = bad or BadRowCounter()
     for i, item in enumerate(_load_json_list(Path(path))):

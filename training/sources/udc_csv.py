@@ -12,9 +12,10 @@ Rows are yielded one at a time, so a 460 MB ``train.csv`` never sits in memory. 
 raises :class:`~training.errors.DataError` naming the file and the physical line where the row
 starts; with ``BadRowCounter(skip=True)`` it is skipped and counted instead.
 
-Example:
-    >>> bad = BadRowCounter(skip=True)
-    >>> positives = sum(row.label for row in read_train_rows("train.csv", bad))  # doctest: +SKIP
+Example::
+
+    bad = BadRowCounter(skip=True)
+    positives = sum(row.label for row in read_train_rows("train.csv", bad))
 """
 
 from __future__ import annotations
@@ -77,9 +78,10 @@ def detect_layout(path: str | Path) -> Layout:
     Raises:
         DataError: the first line matches none of the layouts, or is not UTF-8.
 
-    Example:
-        >>> detect_layout("train.csv")  # doctest: +SKIP
-        'train'
+    Example::
+
+        detect_layout("train.csv")
+        # -> 'train'
     """
     with open(path, "rb") as f:
         raw = f.readline()
@@ -117,9 +119,10 @@ def read_train_rows(path: str | Path, bad: BadRowCounter | None = None) -> Itera
     Returns:
         An iterator of :class:`TrainRow`.
 
-    Example:
-        >>> sum(row.label for row in read_train_rows("train.csv"))  # doctest: +SKIP
-        500000
+    Example::
+
+        sum(row.label for row in read_train_rows("train.csv"))
+        # -> 500000
     """
     layout = detect_layout(path)
     if layout == "v1":
@@ -152,9 +155,10 @@ def read_eval_rows(path: str | Path, bad: BadRowCounter | None = None) -> Iterat
         An iterator of :class:`EvalRow`; every row of one file has the same number of
         distractors (nine in the official files).
 
-    Example:
-        >>> len(next(read_eval_rows("test.csv")).distractors)  # doctest: +SKIP
-        9
+    Example::
+
+        len(next(read_eval_rows("test.csv")).distractors)
+        # -> 9
     """
     layout = detect_layout(path)
     if layout == "v1":
@@ -190,9 +194,10 @@ def read_v1_train_rows(path: str | Path, bad: BadRowCounter | None = None) -> It
     Returns:
         An iterator of :class:`TrainRow`.
 
-    Example:
-        >>> next(read_v1_train_rows("train.txt")).context  # doctest: +SKIP
-        'hi __eou__ __eot__ hello __eou__ __eot__'
+    Example::
+
+        next(read_v1_train_rows("train.txt")).context
+        # -> 'hi __eou__ __eot__ hello __eou__ __eot__'
     """
     bad = bad or BadRowCounter()
     for item in _v1_records(path):
@@ -227,9 +232,10 @@ def read_v1_eval_rows(
     Returns:
         An iterator of :class:`EvalRow` with ``n_candidates - 1`` distractors each.
 
-    Example:
-        >>> len(next(read_v1_eval_rows("test.txt")).distractors)  # doctest: +SKIP
-        9
+    Example::
+
+        len(next(read_v1_eval_rows("test.txt")).distractors)
+        # -> 9
     """
     bad = bad or BadRowCounter()
     group: _Group | None = None
@@ -270,9 +276,10 @@ def count_rows(path: str | Path) -> int:
 
     Reads the whole file once with the csv parser, since fields may span lines.
 
-    Example:
-        >>> count_rows("test.csv")  # doctest: +SKIP
-        18920
+    Example::
+
+        count_rows("test.csv")
+        # -> 18920
     """
     if detect_layout(path) == "v1":
         with open(path, "rb") as f:

@@ -1,0 +1,80 @@
+"""The one hybrid score: repository ranking against brute force, and tuning on the neural part."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chatbot.artifact import load_artifact, save_artifact
+from chatbot.index import load_index, save_index
+from chatbot.lexical import TfidfModel
+from chatbot.scoring import ScoreParts, Scorer, hybrid_score
+from chatbot.search import make_backend
+from tests.helpers import WORDS, tiny_config, tiny_model, tiny_vocab
+
+WEIGHT = 3.0
+
+
+def _texts(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(WORDS, size=rng.integers(1, 5))) + " __eou__" for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def hybrid(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("scoring")
+    responses = sorted(set(_texts(60, seed=1)))
+    lexical = TfidfModel.fit(responses)
+    config = tiny_config(lexical_weight=WEIGHT)
+    save_artifact(root / "model", tiny_model(config), tiny_vocab(), config, lexical=lexical)
+    artifact = load_artifact(root / "model")
+    vectors = artifact.encoder().encode_responses(responses)
+    save_index(root / "index", vectors, responses, artifact, lexical=lexical.transform(responses))
+    return artifact, load_index(root / "index", artifact)
+
+
+def test_hybrid_score_is_neural_plus_bias_plus_weighted_cosine() -> None:
+    neural, cosine = np.array([[2.0, -1.0]]), np.array([[0.5, 1.0]])
+    # 2 + (-1) + 4 * 0.5 = 3; -1 - 1 + 4 * 1 = 2
+    assert hybrid_score(neural, cosine, weight=4.0, bias=-1.0).tolist() == [[3.0, 2.0]]
+    assert ScoreParts(neural, cosine, bias=-1.0).combined(4.0).tolist() == [[3.0, 2.0]]
+
+
+@pytest.mark.parametrize("depth", [4, 1000])
+def test_repository_ranking_matches_brute_force(hybrid, depth: int) -> None:
+    artifact, index = hybrid
+    scorer = Scorer(artifact.encoder(), artifact.lexical, WEIGHT, rerank_depth=depth)
+    contexts = [t.replace("__eou__", "__eou__ __eot__") for t in _texts(8, seed=2)]
+    last_turns = [c.split(" __eou__")[0] for c in contexts]
+    ranked = scorer.rank(contexts, last_turns, index, make_backend("numpy", index.vectors), k=5)
+
+    full = scorer.pair_scores(contexts, [index.texts] * len(contexts))  # (8, N) exact scores
+    echo = artifact.lexical.transform(last_turns) @ index.lexical.T  # (8, N) cosines
+    for i, row in enumerate(ranked):
+        allowed = np.flatnonzero(echo[i].toarray()[0] < scorer.echo_cosine)
+        ids = [r for r, _ in row]
+        assert set(ids) <= set(allowed.tolist())  # no restatement of the last turn
+        np.testing.assert_allclose([s for _, s in row], full[i, ids], rtol=1e-5, atol=1e-5)
+        if depth >= len(index):  # every response is re-scored: exactly the brute-force top 5
+            best = allowed[np.argsort(-full[i, allowed], kind="stable")[:5]]
+            np.testing.assert_allclose(full[i, ids], full[i, best], rtol=1e-5, atol=1e-5)
+
+
+def test_retuning_a_hybrid_model_tunes_on_its_neural_part(tmp_path: Path) -> None:
+    from chatbot.model import build_dual_encoder
+    from training.dataset import build_vocab
+    from training.hybrid import add_lexical
+    from training.synthetic import write_synthetic_udc
+
+    data = write_synthetic_udc(tmp_path / "data", n_train=200, n_valid=40, n_test=1, seed=3)
+    config = tiny_config(vocab_size=500, normalization="udc")
+    vocab = build_vocab(data / "train.csv", config)
+    save_artifact(tmp_path / "m", build_dual_encoder(config, len(vocab)), vocab, config)
+    valid = {"valid": data / "valid.csv"}
+    first = add_lexical(tmp_path / "m", data / "train.csv", valid, name="t")
+    assert first["lexical_weight"] > 0  # the topic words make TF-IDF worth something
+    assert load_artifact(tmp_path / "m").config.lexical_weight == first["lexical_weight"]
+    second = add_lexical(tmp_path / "m", data / "train.csv", valid, name="t")
+    assert second == first  # the same table: the lexical part is not counted twice
