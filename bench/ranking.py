@@ -14,8 +14,8 @@ query batches of 1 and 32, measures p50/p99 milliseconds per call and per query 
 Recall@k against a float32 brute force is printed for each (1.0 = the same ids).
 
 Goal on 2 cores: at 1M, ``exact`` no slower than faiss flat, and batch-1 p99 + about 10 ms of
-context encoding <= 60 ms (docs/performance.md: float32 1M x 256 needs >= 55 ms by memory bandwidth alone,
-so this needs float16).
+context encoding <= 60 ms (docs/performance.md: float32 1M x 256 needs >= 55 ms by memory
+bandwidth alone, so this needs float16).
 
 Threads are pinned before numpy/TensorFlow load: OpenBLAS/MKL/OpenMP to ``--threads``
 (default 2) with ``OMP_WAIT_POLICY=PASSIVE``, TensorFlow intra-op to ``--threads`` and
