@@ -5,10 +5,13 @@ Layout::
     vectors.f32.npy   (n, d) float32 response vectors r
     vectors.f16.npy   the same in float16 (half the memory, for large repositories/GPUs)
     texts.jsonl       one JSON string a line: the text shown for each vector
+    normalized.jsonl  the same responses as the model saw them (normalised), when known
     lexical.npz       hybrid models only: the responses' sparse TF-IDF rows (scipy CSR)
     manifest.json     format, model version and weights checksum, n, dim, file checksums
 
-An index is tied to the model that encoded it: loading it for another model fails.
+An index is tied to the model that encoded it: loading it for another model fails. Its
+manifest says whether the shown texts are what people wrote (``"display": "raw"``) or only
+the normalised form an already-normalised UDC CSV had (``"display": "normalized"``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ FORMAT = 1
 VECTORS = "vectors.f32.npy"
 VECTORS_F16 = "vectors.f16.npy"
 TEXTS = "texts.jsonl"
+NORMALIZED = "normalized.jsonl"
+DISPLAYS = ("raw", "normalized")
 LEXICAL = "lexical.npz"
 MANIFEST = "manifest.json"
 
@@ -49,9 +54,15 @@ class ResponseIndex:
     texts: list[str]
     manifest: dict[str, Any]
     lexical: sp.csr_matrix | None = None  # (n, lexical vocabulary) TF-IDF rows, hybrid models
+    normalized: list[str] | None = None  # the texts as the model saw them, when stored
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    @property
+    def shows_normalized_text(self) -> bool:
+        """The shown texts are normalised (stemmed, lower-cased), not what people wrote."""
+        return self.manifest.get("display") == "normalized"
 
     @property
     def dim(self) -> int:
@@ -65,13 +76,28 @@ def save_index(
     artifact: Artifact,
     source: str = "",
     lexical: sp.csr_matrix | None = None,
+    normalized: Sequence[str] | None = None,
+    display: str = "raw",
 ) -> Path:
     """Writes an index for ``artifact`` to ``path`` (replacing it) atomically.
 
-    ``lexical`` (the responses' TF-IDF rows) is required for a hybrid model's index.
+    Args:
+        path: the index folder.
+        vectors: ``(n, d)`` response vectors.
+        texts: the text shown for each vector.
+        artifact: the model that encoded them.
+        source: where the responses came from (kept in the manifest).
+        lexical: the responses' TF-IDF rows; required for a hybrid model's index.
+        normalized: the responses as the model saw them.
+        display: ``raw`` when ``texts`` are what people wrote, ``normalized`` when they are
+            only the normalised form.
     """
     if len(vectors) != len(texts):
         raise ValueError(f"{len(vectors)} vectors but {len(texts)} texts")
+    if normalized is not None and len(normalized) != len(texts):
+        raise ValueError(f"{len(normalized)} normalised texts but {len(texts)} texts")
+    if display not in DISPLAYS:
+        raise ValueError(f"display must be one of {DISPLAYS}, not {display!r}")
     if lexical is not None and lexical.shape[0] != len(texts):
         raise ValueError(f"{lexical.shape[0]} lexical rows but {len(texts)} texts")
     if lexical is None and artifact.config.lexical_weight > 0:
@@ -79,10 +105,11 @@ def save_index(
     with atomic_dir(path) as tmp:
         np.save(tmp / VECTORS, vectors.astype(np.float32))
         np.save(tmp / VECTORS_F16, vectors.astype(np.float16))
-        with (tmp / TEXTS).open("w", encoding="utf-8") as f:
-            for text in texts:
-                f.write(json.dumps(text, ensure_ascii=False) + "\n")
+        _write_jsonl(tmp / TEXTS, texts)
         names = [VECTORS, VECTORS_F16, TEXTS]
+        if normalized is not None:
+            _write_jsonl(tmp / NORMALIZED, normalized)
+            names.append(NORMALIZED)
         if lexical is not None:
             sp.save_npz(tmp / LEXICAL, sp.csr_matrix(lexical, dtype=np.float32))
             names.append(LEXICAL)
@@ -93,6 +120,7 @@ def save_index(
             "n": len(texts),
             "dim": int(vectors.shape[1]),
             "source": source,
+            "display": display,
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "files": {name: sha256_file(tmp / name) for name in names},
         }
@@ -131,11 +159,14 @@ def load_index(
             f"{path}: has no {LEXICAL}, which the hybrid model {artifact.version} needs "
             f"(re-run `chatbot index --model {artifact.path} ...`)"
         )
-    names = (VECTORS, TEXTS, *((LEXICAL,) if has_lexical else ()))
-    check_files(path, manifest["files"], names, IndexLoadError, verify=verify)
+    has_normalized = NORMALIZED in manifest.get("files", {})
+    optional = (LEXICAL,) * has_lexical + (NORMALIZED,) * has_normalized
+    check_files(path, manifest["files"], (VECTORS, TEXTS, *optional), IndexLoadError, verify)
     vectors = np.load(path / VECTORS)
-    with (path / TEXTS).open(encoding="utf-8") as f:
-        texts = [json.loads(line) for line in f]
+    texts = _read_jsonl(path / TEXTS)
+    normalized = _read_jsonl(path / NORMALIZED) if has_normalized else None
+    if normalized is not None and len(normalized) != len(texts):
+        raise IndexLoadError(f"{path}: {len(normalized)} normalised texts, {len(texts)} texts")
     if vectors.shape != (manifest["n"], manifest["dim"]) or len(texts) != manifest["n"]:
         raise IndexLoadError(
             f"{path}: holds {vectors.shape} vectors and {len(texts)} texts, manifest says "
@@ -155,4 +186,17 @@ def load_index(
             f"{path}: {LEXICAL} has {lexical.shape[1]} columns, the model's TF-IDF "
             f"vocabulary {len(lexical_model)} (re-run `chatbot index`)"
         )
-    return ResponseIndex(vectors=vectors, texts=texts, manifest=manifest, lexical=lexical)
+    return ResponseIndex(
+        vectors=vectors, texts=texts, manifest=manifest, lexical=lexical, normalized=normalized
+    )
+
+
+def _write_jsonl(path: Path, texts: Sequence[str]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for text in texts:
+            f.write(json.dumps(text, ensure_ascii=False) + "\n")
+
+
+def _read_jsonl(path: Path) -> list[str]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f]

@@ -49,6 +49,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, help="trained model directory (omit: baselines only)")
     p.add_argument("--data", type=Path, required=True, help="evaluation file")
     p.add_argument(
+        "--repository",
+        type=Path,
+        metavar="INDEX_DIR",
+        help="also rank each true response against every response of this index (the "
+        "service's real job): recall@1/10/100, MRR, median rank, 1 in 100, echo and question "
+        "rates of the top-1 reply",
+    )
+    p.add_argument(
         "--baselines",
         type=_baseline_list,
         default=[],
@@ -69,11 +77,21 @@ def run(args: argparse.Namespace) -> int:
     """Runs ``chatbot eval``; returns the exit code."""
     if args.model is None and not args.baselines:
         raise UsageError("nothing to evaluate: give --model and/or --baselines")
-    scorer = None
-    if args.model is not None:
-        from chatbot.artifact import load_scorer  # lazy: pulls in TensorFlow
+    scorer, repository = None, None
+    if args.model is not None or args.repository is not None:
+        from chatbot.artifact import load_artifact  # lazy: pulls in TensorFlow
 
-        scorer = load_scorer(args.model)  # checked before the data is read
+        # Checked before the data is read.
+        artifact = load_artifact(args.model) if args.model is not None else None
+        scorer = artifact.scorer() if artifact is not None else None
+        if args.repository is not None:
+            from chatbot.index import load_index
+            from chatbot.text import Normalizer
+            from training.evaluate import Repository
+
+            index = load_index(args.repository, artifact)
+            normalization = artifact.config.normalization if artifact is not None else "none"
+            repository = Repository(index, Normalizer(normalization))
     bad = BadRowCounter(skip=args.skip_bad_rows)
     rows = list(itertools.islice(read_eval_rows(args.data, bad), args.max_rows))
     if bad.count:
@@ -89,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         plot_path=args.plot,
         batch_size=args.batch_size,
         seed=args.seed,
+        repository=repository,
     )
     log.info("wrote %s", args.json)
     return 0

@@ -103,4 +103,11 @@ def _load_ranker(settings: Settings) -> Ranker:
     # Imported here: it pulls in TensorFlow (~5 s), which importing the app should not cost.
     from chatbot.ranker import Ranker
 
-    return Ranker.load(settings.model_dir, settings.index_dir, settings.backend)
+    ranker = Ranker.load(settings.model_dir, settings.index_dir, settings.backend)
+    if ranker.index.shows_normalized_text:
+        logger.warning(
+            "%s was built from normalised UDC CSV rows: replies will be shown stemmed and "
+            "lower-cased; rebuild it with `chatbot index --responses` on raw text",
+            settings.index_dir,
+        )
+    return ranker

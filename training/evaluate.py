@@ -16,16 +16,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from chatbot.scoring import Scorer, candidate_count
+from chatbot.text import Normalizer
 from training.baselines import BASELINES, baseline_scores
 from training.metrics import mean_reciprocal_rank, recall_at_k
 from training.plots import plot_recall
 from training.sources.udc_csv import EvalRow
+
+if TYPE_CHECKING:
+    from chatbot.index import ResponseIndex
 
 MODEL = "model"  # the system name of the model in results
 METRICS = ("recall@1", "recall@2", "recall@5", "recall_2@1", "mrr")
@@ -117,6 +122,7 @@ def run_evaluation(
     batch_size: int = 256,
     seed: int = 0,
     progress: bool = True,
+    repository: Repository | None = None,
 ) -> dict[str, Any]:
     """Evaluates, writes the JSON report (and the plot), and prints the table.
 
@@ -129,12 +135,27 @@ def run_evaluation(
         batch_size: texts per encoder call.
         seed: the random baseline's seed.
         progress: show progress bars.
+        repository: also rank each true response against this whole repository
+            (:mod:`training.repository_eval`), reported under ``"repository"`` and plotted
+            beside ``plot_path`` as ``<stem>_repository.png``.
 
     Returns:
         The report written to ``json_path``.
     """
     results = evaluate(rows, scorer, baselines, batch_size, seed, progress)
-    report = {"n": len(rows), "results": results}
+    report: dict[str, Any] = {"n": len(rows), "results": results}
+    if repository is not None:
+        from training.repository_eval import evaluate_repository
+
+        report["repository"] = evaluate_repository(
+            rows,
+            scorer,
+            repository.index,
+            repository.normalizer,
+            baselines=[b for b in baselines if b == "tfidf"],
+            seed=seed,
+            progress=progress,
+        )
     json_path = Path(json_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -142,5 +163,58 @@ def run_evaluation(
         Path(plot_path).parent.mkdir(parents=True, exist_ok=True)
         title = f"Recall@k, 1 in {candidate_count([r.candidates for r in rows])}, {len(rows)} rows"
         plot_recall(results, plot_path, title=title)
+        if repository is not None:
+            from training.plots import plot_repository
+
+            plot_path = Path(plot_path)
+            repository_plot = plot_path.with_name(f"{plot_path.stem}_repository{plot_path.suffix}")
+            plot_repository(report["repository"], repository_plot)
     print(format_table(results))
+    if repository is not None:
+        print(format_repository_table(report["repository"]))
     return report
+
+
+@dataclass(frozen=True)
+class Repository:
+    """A response index to evaluate against, and how the model normalises text."""
+
+    index: ResponseIndex
+    normalizer: Normalizer
+
+
+REPOSITORY_METRICS = (
+    "recall@1",
+    "recall@10",
+    "recall@100",
+    "mrr",
+    "median_rank",
+    "recall@1_of_100",
+    "echo_rate",
+    "question_rate",
+)
+
+
+def format_repository_table(report: dict[str, Any]) -> str:
+    """The repository evaluation as a plain-text table, the true replies' rates last.
+
+    Example:
+        >>> row = dict.fromkeys(REPOSITORY_METRICS, 0.5)
+        >>> report = {"n": 2, "repository_size": 9, "systems": {"tfidf": row},
+        ...           "true_responses": {"echo_rate": 0.0, "question_rate": 0.5}}
+        >>> print(format_repository_table(report).splitlines()[0])
+        whole repository (9 responses, 2 rows)
+    """
+    width = max(len("true replies"), *(len(name) for name in report["systems"]))
+    lines = [
+        f"whole repository ({report['repository_size']:,} responses, {report['n']:,} rows)",
+        f"{'system':<{width}}" + "".join(f"{m:>16}" for m in REPOSITORY_METRICS),
+    ]
+    for name, metrics in report["systems"].items():
+        lines.append(
+            f"{name:<{width}}" + "".join(f"{metrics[m]:>16.3f}" for m in REPOSITORY_METRICS)
+        )
+    true = report["true_responses"]
+    cells = [f"{true[m]:>16.3f}" if m in true else f"{'':>16}" for m in REPOSITORY_METRICS]
+    lines.append(f"{'true replies':<{width}}" + "".join(cells))
+    return "\n".join(lines)

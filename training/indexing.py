@@ -52,21 +52,36 @@ def build_index(
     artifact = load_artifact(model_dir)
     encoder = artifact.encoder()
     bad = bad or BadRowCounter()
-    shown, normalized = read_responses(responses, fmt, encoder.normalizer, bad)
-    if limit is not None:
-        shown, normalized = shown[:limit], normalized[:limit]
-    if not shown:
+    found = read_responses(responses, fmt, encoder.normalizer, bad).head(limit)
+    if not found:
         raise DataError(responses, None, "no responses found")
     if bad.count:
         log.warning("skipped %d malformed rows, e.g. %s", bad.count, bad.examples[0])
-    log.info("encoding %d distinct responses with %s", len(shown), artifact.version)
+    if found.display == "normalized":
+        log.warning(
+            "%s holds normalised text only: users will see it stemmed and lower-cased; "
+            "index raw text (plain text or JSONL) to show replies as people wrote them",
+            responses,
+        )
+    log.info("encoding %d distinct responses with %s", len(found), artifact.version)
     start = time.perf_counter()
-    vectors = encoder.encode_responses(normalized, batch_size=batch_size, progress=True)
+    vectors = encoder.encode_responses(found.normalized, batch_size=batch_size, progress=True)
     took = time.perf_counter() - start
     # A hybrid model also needs the responses' TF-IDF rows to score over the repository.
-    lexical = artifact.lexical.transform(normalized) if artifact.lexical is not None else None
-    save_index(out, vectors, shown, artifact, source=str(responses), lexical=lexical)
-    log.info(
-        "index of %d responses written to %s (%.0f responses/s)", len(shown), out, len(shown) / took
+    lexical = None
+    if artifact.lexical is not None:
+        lexical = artifact.lexical.transform(found.normalized)
+    save_index(
+        out,
+        vectors,
+        found.shown,
+        artifact,
+        source=str(responses),
+        lexical=lexical,
+        normalized=found.normalized,
+        display=found.display,
     )
-    return IndexSummary(len(shown), bad.count, time.perf_counter() - start)
+    log.info(
+        "index of %d responses written to %s (%.0f responses/s)", len(found), out, len(found) / took
+    )
+    return IndexSummary(len(found), bad.count, time.perf_counter() - start)

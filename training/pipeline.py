@@ -1,5 +1,5 @@
 """The offline pipeline, one for every bot: data → vocabulary → word vectors → train → hybrid
-→ evaluate → index.
+→ index → evaluate.
 
 Each step is a plain function of files in, files out. A :class:`Recipe` says what differs
 between bots (where the data comes from, which validation and test sets, which file holds the
@@ -9,7 +9,8 @@ default chitchat bot and the Ubuntu support model. Outputs, under ``out``::
     data/            train.csv, valid.csv, test.csv (+ the repository file, sentences.txt)
     model/           the model artifact (model.work/: checkpoints, TensorBoard logs, curve)
     index/           the response index
-    <stem>.json/png  one evaluation per test set
+    <stem>.json/png  one evaluation per test set: 1 in 10, and against the whole repository
+                     (<stem>_repository.png)
     report.json      what every step did, with timings
 
 Example::
@@ -36,7 +37,7 @@ from chatbot.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
-STEPS = ("data", "model", "evaluation", "index")
+STEPS = ("data", "model", "index", "evaluation")
 BASELINES = ("tfidf", "random")
 
 
@@ -84,7 +85,8 @@ class PipelineOptions:
         max_steps: overrides the preset's training steps.
         word_vectors: ``False`` turns the recipe's word2vec start off.
         lexical: tune and save the TF-IDF hybrid score (kept only if its weight is above 0).
-        reuse: steps (of :data:`STEPS`) whose output is kept when it exists already.
+        reuse: steps (of :data:`STEPS`) whose output is kept when it exists already and no
+            step before it ran.
     """
 
     out: Path
@@ -193,12 +195,19 @@ def train_model(
 
 
 def evaluate_model(paths: Paths, test_sets: list[TestSet]) -> dict[str, Any]:
-    """Recall@k of the final model and the baselines on every test set that exists."""
-    from chatbot.artifact import load_scorer
-    from training.evaluate import run_evaluation
+    """Recall@k of the final model and the baselines on every test set that exists, 1 in 10
+    and against the whole response repository."""
+    from chatbot.artifact import load_artifact
+    from chatbot.index import load_index
+    from chatbot.text import Normalizer
+    from training.evaluate import Repository, run_evaluation
     from training.sources.udc_csv import read_eval_rows
 
-    scorer = load_scorer(paths.model)
+    artifact = load_artifact(paths.model)
+    scorer = artifact.scorer()
+    repository = Repository(
+        load_index(paths.index, artifact), Normalizer(artifact.config.normalization)
+    )
     results = {}
     for test in test_sets:
         if not test.path.is_file():
@@ -212,6 +221,7 @@ def evaluate_model(paths: Paths, test_sets: list[TestSet]) -> dict[str, Any]:
             paths.out / f"{test.stem}.json",
             plot_path=paths.out / f"{test.stem}.png",
             progress=False,
+            repository=repository,
         )
     return results
 
@@ -236,7 +246,9 @@ def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
     timings: dict[str, float] = {}
 
     def due(step: str, output: Path) -> bool:
-        if step in options.reuse and output.exists():
+        # An output is kept only while everything it was made from is kept too.
+        upstream_ran = "ran" in report["steps"].values()
+        if step in options.reuse and output.exists() and not upstream_ran:
             log.info("%s: reusing %s", step, output)
             report["steps"][step] = "reused"
             return False
@@ -259,19 +271,19 @@ def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
     timings["model"] = time.monotonic() - tick
 
     tick = time.monotonic()
-    test_sets = recipe.test_sets(paths.data)
-    if test_sets and due("evaluation", paths.out / f"{test_sets[0].stem}.json"):
-        log.info("step 3/4: evaluation")
-        report["evaluation"] = evaluate_model(paths, test_sets)
-    timings["evaluation"] = time.monotonic() - tick
-
-    tick = time.monotonic()
     if due("index", paths.index / MANIFEST):
-        log.info("step 4/4: encoding the response repository")
+        log.info("step 3/4: encoding the response repository")
         report["index_responses"] = build_index(
             paths.model, paths.data / recipe.responses, paths.index
         ).responses
     timings["index"] = time.monotonic() - tick
+
+    tick = time.monotonic()
+    test_sets = recipe.test_sets(paths.data)
+    if test_sets and due("evaluation", paths.out / f"{test_sets[0].stem}.json"):
+        log.info("step 4/4: evaluation")
+        report["evaluation"] = evaluate_model(paths, test_sets)
+    timings["evaluation"] = time.monotonic() - tick
 
     report["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
     report["seconds"] = round(time.monotonic() - start, 1)

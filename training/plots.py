@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -54,6 +55,43 @@ def plot_recall(
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
+
+
+def plot_repository(report: Mapping[str, Any], path: str | Path) -> None:
+    """Two panels for a repository evaluation (:mod:`training.repository_eval`): recall of the
+    true response against the whole repository per system, and the echo and question rates
+    of each system's top-1 reply beside the true responses'.
+
+    Example::
+
+        plot_repository(evaluate_repository(rows, scorer, index, normalizer), "repo.png")
+    """
+    systems: Mapping[str, Mapping[str, float]] = report["systems"]
+    fig = Figure(figsize=(11, 4.5), dpi=120)
+    FigureCanvasAgg(fig)
+    recall_ax, rate_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    _grouped_bars(recall_ax, systems, ("recall@1", "recall@10", "recall@100", "recall@1_of_100"))
+    recall_ax.set_title(f"True reply among all {report['repository_size']:,} responses")
+    rates = {**systems, "true replies": report["true_responses"]}
+    _grouped_bars(rate_ax, rates, ("echo_rate", "question_rate"))
+    rate_ax.set_title("Top-1 reply: restates the last turn / asks")
+    fig.suptitle(f"Repository evaluation, {report['n']:,} rows")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def _grouped_bars(ax: Any, results: Mapping[str, Mapping[str, float]], keys: Sequence[str]) -> None:
+    x = np.arange(len(keys))
+    width = 0.8 / max(len(results), 1)
+    for i, (system, metrics) in enumerate(results.items()):
+        values = [metrics.get(k, np.nan) for k in keys]
+        bars = ax.bar(x + (i - (len(results) - 1) / 2) * width, values, width, label=system)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
+    ax.set_xticks(x, keys)
+    ax.set_ylim(0, 1.2)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.legend(loc="upper center", ncols=min(len(results), 3), frameon=False, fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
 
 
 def plot_training_curve(history: Sequence[Mapping[str, float]], path: str | Path) -> None:

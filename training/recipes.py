@@ -13,29 +13,35 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 from chatbot.config import ModelConfig
 from training.build import BuildOptions, TurnTexts, split_dialogues, write_dataset
 from training.pipeline import Recipe, TestSet
+from training.repository import RepositoryOptions, write_repository
 from training.sources.registry import SOURCES
 from training.ubuntu_data import (
     OFFICIAL_TEST,
     OFFICIAL_TRAIN,
     OFFICIAL_VALID,
+    RESPONSES,
     DataOptions,
     build_ubuntu_data,
     read_ubuntu_dialogues,
 )
 
-CHITCHAT_RESPONSES = "responses.jsonl"
+# Chitchat has no helper and no asker: both sides' turns can be replies.
+CHITCHAT_REPOSITORY = RepositoryOptions(answers_only=False, drop_commands=False)
 
 
-def chitchat_recipe(examples: int = 60_000, preset: str = "chitchat") -> Recipe:
+def chitchat_recipe(
+    examples: int = 60_000,
+    preset: str = "chitchat",
+    repository: RepositoryOptions = CHITCHAT_REPOSITORY,
+) -> Recipe:
     """The default bot: ``examples`` training pairs from the chitchat conversations, and a
-    repository of every turn of the training conversations, as people wrote it."""
+    repository of the training conversations' turns, as people wrote them."""
 
     def build_data(data: Path, config: ModelConfig, seed: int) -> dict[str, Any]:
         from chatbot.text import Normalizer
@@ -48,16 +54,14 @@ def chitchat_recipe(examples: int = 60_000, preset: str = "chitchat") -> Recipe:
             positives_only=config.loss == "softmax",
         )
         splits, excluded = split_dialogues(dialogues, options.split)
-        counts = write_dataset(data, splits, TurnTexts(Normalizer(options.normalization)), options)
-        # The first turn opens a conversation: it answers nothing.
-        turns = dict.fromkeys(" ".join(t) for d in splits["train"] for t in d.turns[1:])
-        with (data / CHITCHAT_RESPONSES).open("w", encoding="utf-8") as f:
-            f.writelines(json.dumps(t, ensure_ascii=False) + "\n" for t in turns)
+        texts = TurnTexts(Normalizer(options.normalization))
+        counts = write_dataset(data, splits, texts, options)
+        responses = write_repository(data / RESPONSES, splits["train"], texts, repository)
         return {
             "dialogues": {name: len(ds) for name, ds in splits.items()},
             "excluded": excluded,
             "rows": counts,
-            "responses": len(turns),
+            "responses": responses,
         }
 
     return Recipe(
@@ -66,12 +70,15 @@ def chitchat_recipe(examples: int = 60_000, preset: str = "chitchat") -> Recipe:
         build_data=build_data,
         valid_sets=lambda data: {"valid": data / "valid.csv"},
         test_sets=lambda data: [TestSet("test", data / "test.csv", "eval")],
-        responses=CHITCHAT_RESPONSES,
+        responses=RESPONSES,
     )
 
 
 def ubuntu_recipe(
-    shared: Path, data_options: DataOptions | None = None, preset: str = "ubuntu"
+    shared: Path,
+    data_options: DataOptions | None = None,
+    preset: str = "ubuntu",
+    repository: RepositoryOptions | None = None,
 ) -> Recipe:
     """The Ubuntu support model from the shared data folder ``shared``: trained on the IRC
     logs, raw UDC dialogues and official training samples; tuned on held-out and official
@@ -89,6 +96,7 @@ def ubuntu_recipe(
             dataclasses.replace(base, seed=seed),
             official_train=official,
             normalization=config.normalization,
+            repository=repository,
         )
         return summary.to_dict()
 
@@ -104,6 +112,6 @@ def ubuntu_recipe(
             TestSet("own_test", data / "test.csv", "eval_own_test"),
             TestSet("first100_test", shared / OFFICIAL_TEST, "eval_first100_test"),
         ],
-        responses="train.csv",
+        responses=RESPONSES,
         word_vectors=True,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from chatbot.text import EOU, Normalizer
@@ -32,7 +33,9 @@ def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
                 raise DataError(path, number, f"not UTF-8 ({exc.reason})") from exc
 
 
-def _jsonl_responses(path: Path) -> Iterator[str]:
+def _jsonl_responses(path: Path) -> Iterator[tuple[str, str | None]]:
+    """``(text, normalised text or None)`` of each line: a string, or ``{"text": ...}`` with
+    an optional ``"normalized"`` (as data builds write it)."""
     for number, line in _text_lines(path):
         if not line.strip():
             continue
@@ -43,7 +46,10 @@ def _jsonl_responses(path: Path) -> Iterator[str]:
         text = item.get("text") if isinstance(item, dict) else item
         if not isinstance(text, str) or not text.strip():
             raise DataError(path, number, 'expected a string or {"text": "..."}')
-        yield text
+        normalized = item.get("normalized") if isinstance(item, dict) else None
+        if normalized is not None and (not isinstance(normalized, str) or not normalized.strip()):
+            raise DataError(path, number, '"normalized" must be a non-empty string')
+        yield text.strip(), normalized
 
 
 def display_text(normalized: str) -> str:
@@ -51,27 +57,55 @@ def display_text(normalized: str) -> str:
     return "\n".join(u.strip() for u in normalized.split(EOU) if u.strip())
 
 
+@dataclass(frozen=True)
+class Responses:
+    """Distinct candidate responses: what is shown, and what the model sees.
+
+    Attributes:
+        shown: the texts shown to users.
+        normalized: the same, normalised.
+        display: ``raw`` when ``shown`` is what people wrote, ``normalized`` when a UDC CSV
+            only had the normalised (stemmed) form to show.
+    """
+
+    shown: list[str]
+    normalized: list[str]
+    display: str
+
+    def __len__(self) -> int:
+        return len(self.shown)
+
+    def head(self, n: int | None) -> Responses:
+        """The first ``n`` responses (all of them for ``None``)."""
+        return Responses(self.shown[:n], self.normalized[:n], self.display)
+
+
 def read_responses(
     path: Path, fmt: str, normalizer: Normalizer, bad: BadRowCounter | None = None
-) -> tuple[list[str], list[str]]:
-    """Distinct responses of a file, first occurrence first: (display texts, normalised texts).
+) -> Responses:
+    """Distinct responses of a file, first occurrence first.
 
     A UDC-layout CSV is already normalised (all its distinct responses, ground truths and
-    distractors alike); plain text (one response a line) and JSONL (a string or
-    ``{"text": ...}`` a line) are raw text, normalised with the model's ``normalizer``.
+    distractors alike): only its normalised form can be shown. Plain text (one response a
+    line) and JSONL (a string or ``{"text": ...}`` a line) are raw text, normalised with the
+    model's ``normalizer``.
     """
     if fmt == "auto":
         fmt = {".csv": "csv", ".jsonl": "jsonl"}.get(path.suffix, "text")
-    texts: Iterable[str]
     if fmt == "csv":
         seen = dict.fromkeys(_csv_responses(path, bad))
         normalized = list(seen)
-        return [display_text(t) for t in normalized], normalized
+        return Responses([display_text(t) for t in normalized], normalized, "normalized")
+    entries: Iterable[tuple[str, str | None]]
     if fmt == "jsonl":
-        texts = _jsonl_responses(path)
+        entries = _jsonl_responses(path)
     elif fmt == "text":
-        texts = (line for _, line in _text_lines(path) if line.strip())
+        entries = ((line.strip(), None) for _, line in _text_lines(path) if line.strip())
     else:
         raise ValueError(f"unknown response format {fmt!r}; expected one of {FORMATS}")
-    raw = list(dict.fromkeys(t.strip() for t in texts))
-    return raw, [normalizer.response(t) for t in raw]
+    unique: dict[str, str | None] = {}
+    for text, given in entries:
+        unique.setdefault(text, given)
+    raw = list(unique)
+    # A data build's own normalised form is what the model trained on: it wins.
+    return Responses(raw, [unique[t] or normalizer.response(t.split("\n")) for t in raw], "raw")

@@ -28,6 +28,7 @@ from chatbot.text import EOT, EOU, Normalizer
 from training.build import BuildOptions, SplitOptions, TurnTexts, split_dialogues, write_dataset
 from training.dialogue import Dialogue
 from training.errors import BadRowCounter
+from training.repository import RepositoryOptions, write_repository
 from training.sources.registry import SOURCES
 from training.sources.udc_csv import read_train_rows
 
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 # The raw sources (training.sources.registry); the first is required.
 RAW_SOURCES = ("irc", "kaggle", "liuzqt", "pimlico")
+RESPONSES = "responses.jsonl"  # the repository: training turns as people wrote them
 # Official UDC v2 files, relative to the shared data folder.
 OFFICIAL_TRAIN = (
     "udc/v2_britz_stemmed/train_sample_a_1000.csv",
@@ -92,6 +94,7 @@ class DataSummary:
     train_pairs: int  # pairs from the training dialogues
     official_pairs: int  # rows of the official training-layout samples
     eval_rows: dict[str, int]
+    responses: int  # in the repository file
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,6 +147,7 @@ def build_ubuntu_data(
     options: DataOptions | None = None,
     official_train: Sequence[Path] = (),
     normalization: str = "udc",
+    repository: RepositoryOptions | None = None,
 ) -> DataSummary:
     """Writes ``train.csv``, ``valid.csv`` and ``test.csv`` (UDC v2 layout) into ``out_dir``.
 
@@ -154,6 +158,8 @@ def build_ubuntu_data(
         official_train: already-normalised UDC v2 training-layout files whose rows are added
             to the training pairs unchanged (negatives included; softmax training skips them).
         normalization: the :class:`~chatbot.text.Normalizer` mode.
+        repository: which training turns go into ``responses.jsonl``, the repository the
+            bot answers from (:mod:`training.repository`).
 
     Returns:
         Counts of what was written.
@@ -174,6 +180,9 @@ def build_ubuntu_data(
     )
     counts = write_dataset(out_dir, splits, texts, build, train_rows=rows)
     _write_sentences(out_dir / "sentences.txt", splits["train"], texts, official_train)
+    responses = write_repository(
+        out_dir / RESPONSES, splits["train"], texts, repository or RepositoryOptions()
+    )
     summary = DataSummary(
         out_dir=out_dir,
         dialogues={name: len(ds) for name, ds in dialogues.items()},
@@ -182,6 +191,7 @@ def build_ubuntu_data(
         train_pairs=n_pairs,
         official_pairs=len(rows) - n_pairs,
         eval_rows={name: counts[name] for name in ("valid", "test")},
+        responses=responses,
         seconds=time.monotonic() - start,
     )
     return summary

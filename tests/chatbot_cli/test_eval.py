@@ -68,7 +68,8 @@ def test_model_is_loaded_lazily(
 
     loaded: list[Path] = []
     artifact = types.ModuleType("chatbot.artifact")
-    artifact.load_scorer = lambda path: loaded.append(path) or Scorer(TopicEncoder())  # type: ignore[attr-defined]
+    model = types.SimpleNamespace(scorer=lambda: Scorer(TopicEncoder()))
+    artifact.load_artifact = lambda path: loaded.append(path) or model  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "chatbot.artifact", artifact)
     out = tmp_path / "eval.json"
     args = parse(["--model", "m1", "--data", str(eval_csv), "--json", str(out)])

@@ -66,3 +66,22 @@ def test_startup_warms_the_ranker_before_it_is_ready(
         assert client.get("/readyz").status_code == 200
 
     assert ranker.warm_ups == [16]
+
+
+def test_an_index_of_normalised_text_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from chatbot.artifact import load_artifact
+    from chatbot.index import save_index
+    from tests.helpers import tiny_artifact
+
+    artifact = load_artifact(tiny_artifact(tmp_path / "model"))
+    vectors = artifact.encoder().encode_responses(["hi __eou__", "bye __eou__"])
+    for display in ("raw", "normalized"):
+        save_index(tmp_path / display, vectors, ["Hi!", "Bye."], artifact, display=display)
+        settings = Settings(model_dir=tmp_path / "model", index_dir=tmp_path / display)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="service.app"):
+            app_module._load_ranker(settings)
+        warned = [r.message for r in caplog.records if "normalised UDC CSV" in r.message]
+        assert len(warned) == (display == "normalized")

@@ -1,0 +1,298 @@
+"""The service's real job, measured: pick each row's reply from the whole response repository.
+
+1-in-10 rows (:mod:`training.evaluate`) cannot see a bot that restates the question, because
+random distractors never restate the context. Here each row's true response is ranked against
+**every** response of an index, with the model's exact full score (the served path may
+approximate; this does not):
+
+* ``recall@1/10/100``, MRR and the median rank of the true response (ties count against it;
+  repository entries with the true response's own text are left out);
+* ``recall@1_of_100``: 1 in 100, with 99 seeded random repository responses as distractors;
+* the **echo rate** of the reply the bot would give (its top-1: TF-IDF cosine of at least
+  :data:`ECHO_REPORT_COSINE` with the user's last turn) and its **question rate** (a ``?`` in
+  it), each beside the same rate for the true responses. For the model the top-1 is the
+  served one (:meth:`chatbot.scoring.Scorer.rank`, echo rule included); for the parts of a
+  hybrid and the baseline it is the plain best score.
+
+Systems: ``model`` (the full score); for a hybrid model also ``model_neural`` and
+``model_lexical`` (each part alone); and the ``tfidf`` baseline (a vectoriser fitted on the
+repository and the contexts, as Lowe et al. fit theirs on the evaluated texts).
+
+Example::
+
+    report = evaluate_repository(rows, scorer, index, Normalizer("udc"))
+    report["systems"]["model"]["recall@10"]
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from chatbot.index import ResponseIndex
+from chatbot.lexical import TfidfModel, rowwise_dot
+from chatbot.scoring import Scorer, hybrid_score
+from chatbot.search import make_backend
+from chatbot.text import EOU, Normalizer, split_turns
+from training.sources.udc_csv import EvalRow
+
+log = logging.getLogger(__name__)
+
+KS = (1, 10, 100)
+N_RANDOM_DISTRACTORS = 99
+# A reply this close (TF-IDF cosine) to the user's last turn counts as an echo in the report.
+ECHO_REPORT_COSINE = 0.5
+_CHUNK_ROWS = 64  # rows scored against the whole repository at once
+
+
+@dataclass(frozen=True)
+class _System:
+    """A score ``neural_part × (cᵀMr + b) + lexical_part × cosine`` (the model's own TF-IDF)."""
+
+    name: str
+    neural: bool
+    lexical_weight: float
+
+
+def repository_texts(index: ResponseIndex, normalizer: Normalizer) -> list[str]:
+    """The index's responses as the model saw them (stored ones, else rebuilt).
+
+    Example:
+        >>> index = ResponseIndex(np.zeros((2, 1)), ["Hi there", "a\\nb"], {"display": "raw"})
+        >>> repository_texts(index, Normalizer("tokenize"))
+        ['hi there __eou__', 'a b __eou__']
+    """
+    if index.normalized is not None:
+        return index.normalized
+    if index.shows_normalized_text:  # one utterance a line (training.responses.display_text)
+        return [" ".join(f"{u} {EOU}" for u in t.split("\n")) for t in index.texts]
+    return [normalizer.response(t) for t in index.texts]
+
+
+def is_question(text: str) -> bool:
+    """Asks something: a ``?`` in it.
+
+    Example:
+        >>> is_question("did you try sudo ?"), is_question("yes it works")
+        (True, False)
+    """
+    return "?" in text
+
+
+def evaluate_repository(
+    rows: Sequence[EvalRow],
+    scorer: Scorer | None,
+    index: ResponseIndex,
+    normalizer: Normalizer,
+    baselines: Sequence[str] = ("tfidf",),
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Ranks each row's true response against the whole repository (see the module doc).
+
+    Args:
+        rows: evaluation rows (only the context and the true response are used).
+        scorer: the model, or ``None`` for baselines only.
+        index: the response repository (built by the same model when ``scorer`` is given).
+        normalizer: the model's text normalisation, for indexes without stored normalised text.
+        baselines: ``tfidf`` or nothing.
+        seed: seeds the 1-in-100 distractors.
+        progress: show a progress bar.
+
+    Returns:
+        ``{"n", "repository_size", "true_in_repository", "true_responses", "systems"}``.
+    """
+    unknown = set(baselines) - {"tfidf"}
+    if unknown:
+        raise ValueError(f"unknown repository baselines {sorted(unknown)}; choose from tfidf")
+    if not rows:
+        raise ValueError("no evaluation rows")
+    repo = repository_texts(index, normalizer)
+    contexts = [row.context for row in rows]
+    truths = [row.response for row in rows]
+    last_turns = [(split_turns(c) or [""])[-1] for c in contexts]
+    duplicates = _duplicates(repo, truths)
+    distractors = _random_distractors(len(repo), duplicates, seed)
+
+    # The echo judge: one TF-IDF model for every system, fitted on the repository.
+    judge = TfidfModel.fit(repo)
+    last_vectors = judge.transform(last_turns)
+
+    def reply_rates(replies: Sequence[str]) -> dict[str, float]:
+        cosine = rowwise_dot(last_vectors, judge.transform(list(replies)))
+        return {
+            "echo_rate": float(np.mean(cosine >= ECHO_REPORT_COSINE)),
+            "question_rate": float(np.mean([is_question(t) for t in replies])),
+        }
+
+    report: dict = {
+        "n": len(rows),
+        "repository_size": len(repo),
+        "true_in_repository": float(np.mean([len(d) > 0 for d in duplicates])),
+        "true_responses": reply_rates(truths),
+        "systems": {},
+    }
+    if scorer is not None:
+        systems = [_System("model", True, scorer.lexical_weight if scorer.is_hybrid else 0.0)]
+        if scorer.is_hybrid:
+            systems += [_System("model_neural", True, 0.0), _System("model_lexical", False, 1.0)]
+        scored = _score_model(
+            scorer, index, contexts, truths, systems, duplicates, distractors, progress
+        )
+        served = scorer.rank(contexts, last_turns, index, make_backend("numpy", index.vectors), 1)
+        top1 = {"model": [row[0][0] if row else -1 for row in served]}
+        for system in systems:
+            ranks, best, wins = scored[system.name]
+            top1.setdefault(system.name, best.tolist())
+            report["systems"][system.name] = _metrics(ranks, wins)
+        for name, ids in top1.items():
+            replies = [repo[i] if i >= 0 else "" for i in ids]
+            report["systems"][name].update(reply_rates(replies))
+    if "tfidf" in baselines:
+        tfidf = TfidfModel.fit([*repo, *contexts])
+        repo_rows = tfidf.transform(repo)
+        context_rows = tfidf.transform(contexts)
+        ranks, best, wins = _rank_all(
+            lambda part: (context_rows[part] @ repo_rows.T).toarray(),
+            rowwise_dot(context_rows, tfidf.transform(truths)),
+            duplicates,
+            distractors,
+            progress,
+            "tfidf",
+        )
+        metrics = _metrics(ranks, wins)
+        metrics.update(reply_rates([repo[i] for i in best]))
+        report["systems"]["tfidf"] = metrics
+    return report
+
+
+def _duplicates(repo: Sequence[str], truths: Sequence[str]) -> list[np.ndarray]:
+    """For each true response, the repository rows holding the same text."""
+    where: dict[str, list[int]] = {}
+    for i, text in enumerate(repo):
+        where.setdefault(text, []).append(i)
+    return [np.asarray(where.get(t, []), dtype=np.int64) for t in truths]
+
+
+def _random_distractors(n: int, duplicates: Sequence[np.ndarray], seed: int) -> np.ndarray:
+    """For each row, :data:`N_RANDOM_DISTRACTORS` distinct repository rows, none of them a
+    duplicate of its true response: ``(rows, 99)``."""
+    rng = np.random.default_rng(seed)
+    k = min(N_RANDOM_DISTRACTORS, n)
+    out = np.empty((len(duplicates), k), dtype=np.int64)
+    for r, dup in enumerate(duplicates):
+        pool = rng.choice(n, size=min(n, k + len(dup)), replace=False)
+        pool = pool[~np.isin(pool, dup)][:k]
+        if len(pool) < k:  # a tiny repository that is mostly this row's duplicates
+            pool = np.resize(pool, k) if len(pool) else np.zeros(k, dtype=np.int64)
+        out[r] = pool
+    return out
+
+
+def _score_model(
+    scorer: Scorer,
+    index: ResponseIndex,
+    contexts: Sequence[str],
+    truths: Sequence[str],
+    systems: Sequence[_System],
+    duplicates: Sequence[np.ndarray],
+    distractors: np.ndarray,
+    progress: bool,
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Ranks, plain top-1 ids and 1-in-100 wins of every system, from one pass of the model."""
+    encoder = scorer.encoder
+    queries = encoder.encode_contexts(contexts)  # (rows, d)
+    truth_vectors = encoder.encode_responses(truths)  # (rows, d)
+    true_neural = np.einsum("nd,nd->n", queries, truth_vectors)  # (rows,)
+    lexical, repo_rows = scorer.lexical, index.lexical
+    if lexical is not None and repo_rows is None:
+        raise ValueError("a hybrid model needs an index with lexical (TF-IDF) rows")
+    true_cosine = np.zeros(len(contexts), dtype=np.float32)
+    context_rows = None
+    if lexical is not None:
+        context_rows = lexical.transform(contexts)
+        true_cosine = rowwise_dot(context_rows, lexical.transform(truths)).astype(np.float32)
+    out = {}
+    cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+    def parts(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        key = (int(part[0]), len(part))
+        if key not in cache:
+            cache.clear()
+            neural = queries[part] @ index.vectors.T  # (chunk, N)
+            cosine = np.zeros_like(neural)
+            if context_rows is not None and repo_rows is not None:
+                cosine = (context_rows[part] @ repo_rows.T).toarray().astype(np.float32)
+            cache[key] = (neural, cosine)
+        return cache[key]
+
+    for system in systems:
+
+        def full(part: np.ndarray, system: _System = system) -> np.ndarray:
+            neural, cosine = parts(part)
+            if not system.neural:
+                return cosine
+            return hybrid_score(neural, cosine, system.lexical_weight, scorer.bias)
+
+        true_full = (
+            hybrid_score(true_neural, true_cosine, system.lexical_weight, scorer.bias)
+            if system.neural
+            else true_cosine
+        )
+        out[system.name] = _rank_all(
+            full, true_full, duplicates, distractors, progress, system.name
+        )
+    return out
+
+
+def _rank_all(
+    score_rows: Callable[[np.ndarray], np.ndarray],
+    true_scores: np.ndarray,
+    duplicates: Sequence[np.ndarray],
+    distractors: np.ndarray,
+    progress: bool,
+    desc: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every row: the true response's rank among all repository rows, the best repository
+    row, and whether it beats its 1-in-100 ``distractors``.
+
+    ``score_rows(part)`` gives the ``(len(part), N)`` scores of the rows ``part``.
+    """
+    n_rows = len(true_scores)
+    ranks = np.empty(n_rows, dtype=np.int64)
+    best = np.empty(n_rows, dtype=np.int64)
+    wins = np.empty(n_rows, dtype=bool)
+    for start in tqdm(
+        range(0, n_rows, _CHUNK_ROWS),
+        desc=f"repository: {desc}",
+        unit="chunk",
+        disable=not progress,
+    ):
+        part = np.arange(start, min(start + _CHUNK_ROWS, n_rows))
+        scores = score_rows(part)  # (chunk, N)
+        best[part] = np.argmax(scores, axis=1)
+        beaten = scores >= true_scores[part, None]  # ties count against the true response
+        for j, r in enumerate(part):
+            beaten[j, duplicates[r]] = False
+        ranks[part] = 1 + beaten.sum(axis=1)
+        wins[part] = ~np.take_along_axis(beaten, distractors[part], axis=1).any(axis=1)
+    return ranks, best, wins
+
+
+def _metrics(ranks: np.ndarray, wins_of_100: np.ndarray) -> dict[str, float]:
+    """Recall@k, MRR, median rank and 1-in-100 recall@1.
+
+    Example:
+        >>> m = _metrics(np.array([1, 5, 200]), np.array([True, False, False]))
+        >>> m["recall@1"], m["recall@10"], m["median_rank"], round(m["recall@1_of_100"], 3)
+        (0.3333333333333333, 0.6666666666666666, 5.0, 0.333)
+    """
+    out = {f"recall@{k}": float(np.mean(ranks <= k)) for k in KS}
+    out["mrr"] = float(np.mean(1.0 / ranks))
+    out["median_rank"] = float(np.median(ranks))
+    out["recall@1_of_100"] = float(np.mean(wins_of_100))
+    return out
