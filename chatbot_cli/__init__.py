@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "chatbot_cli.eval",
     "chatbot_cli.index",
     "chatbot_cli.ubuntu",
+    "chatbot_cli.ask",
     "chatbot_cli.serve",
     "chatbot_cli.demo",
 )

@@ -39,6 +39,7 @@ _TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "checkpoint_every": {"type": int},
     "patience": {"type": int},
     "bucketing": {"action": argparse.BooleanOptionalAction},
+    "hard_negatives": {"action": argparse.BooleanOptionalAction},
     "seed": {"type": int},
 }
 

@@ -8,6 +8,8 @@ from the file through a shuffle buffer, so a 1M-row train.csv costs the memory o
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,8 @@ from chatbot.config import ModelConfig
 from chatbot.vocab import Vocab
 from training.errors import BadRowCounter
 from training.sources.udc_csv import read_train_rows
+
+log = logging.getLogger(__name__)
 
 CONTEXT_BOUNDARIES = (24, 48, 80, 120)  # tokens; the last bucket runs to max_context_tokens
 RESPONSE_BOUNDARIES = (12, 24, 48)
@@ -34,6 +38,9 @@ class InputOptions:
         shuffle_buffer: rows held for shuffling.
         bucketing: group by length; off pads every batch to the maximum lengths.
         positives_only: keep label-1 rows only (in-batch negatives need no labelled negatives).
+        hard_negatives: with ``positives_only``, give each positive row one of the label-0
+            responses written for the same context (a hard negative), if it has any: batches
+            are then ``((context, response, negative, has_negative), label)``.
         seed: shuffling seed.
     """
 
@@ -41,6 +48,7 @@ class InputOptions:
     shuffle_buffer: int = 10_000
     bucketing: bool = True
     positives_only: bool = False
+    hard_negatives: bool = False
     seed: int = 0
 
 
@@ -56,6 +64,43 @@ def build_vocab(train_path: Path, config: ModelConfig, bad: BadRowCounter | None
     return Vocab.build(token_lists(), config.vocab_size, config.min_count)
 
 
+def _nonempty(ids: np.ndarray) -> np.ndarray:
+    # An empty side would be a fully masked sequence; give it one unknown token instead.
+    return ids if len(ids) else np.ones(1, np.int32)
+
+
+def _context_key(context: str) -> bytes:
+    """A short stable key for a context (a 1M-row file's contexts would not fit as text)."""
+    return hashlib.blake2b(context.encode("utf-8"), digest_size=8).digest()
+
+
+def hard_negative_table(
+    train_path: Path, vocab: Vocab, config: ModelConfig, bad: BadRowCounter | None = None
+) -> dict[bytes, list[np.ndarray]]:
+    """The label-0 responses of a training file by context: the hard negatives a data build
+    wrote for it (e.g. a restatement of the context, or another user's question on the topic).
+
+    Example:
+        >>> import tempfile
+        >>> from chatbot.vocab import Vocab
+        >>> from training.sources.udc_csv import TRAIN_HEADER, write_csv
+        >>> path = Path(tempfile.mkdtemp()) / "train.csv"
+        >>> hi = "hi __eou__ __eot__"
+        >>> rows = [(hi, "hello __eou__", 1), (hi, "hi __eou__", 0)]
+        >>> _ = write_csv(path, TRAIN_HEADER, rows, progress=False)
+        >>> vocab = Vocab(["<pad>", "<unk>", "hi", "hello", "__eou__", "__eot__"])
+        >>> table = hard_negative_table(path, vocab, ModelConfig())
+        >>> [ids.tolist() for ids in table[_context_key(hi)]]
+        [[2, 4]]
+    """
+    table: dict[bytes, list[np.ndarray]] = {}
+    for row in read_train_rows(train_path, bad):
+        if row.label == 0:
+            ids = vocab.encode(row.response.split(), config.max_response_tokens, keep="first")
+            table.setdefault(_context_key(row.context), []).append(_nonempty(ids))
+    return table
+
+
 def _encoded_rows(
     train_path: Path,
     vocab: Vocab,
@@ -63,19 +108,27 @@ def _encoded_rows(
     options: InputOptions,
     shard: tuple[int, int],
     bad: BadRowCounter | None,
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.float32]]:
+) -> Iterator[tuple[np.ndarray, ...]]:
     n_shards, shard_id = shard
+    negatives = None
+    if options.hard_negatives:
+        negatives = hard_negative_table(train_path, vocab, config)
+        log.info("hard negatives for %d contexts", len(negatives))
+    rng = np.random.default_rng(options.seed)
     for i, row in enumerate(read_train_rows(train_path, bad)):
         if i % n_shards != shard_id or (options.positives_only and row.label != 1):
             continue
         context = vocab.encode(row.context.split(), config.max_context_tokens, keep="last")
         response = vocab.encode(row.response.split(), config.max_response_tokens, keep="first")
-        # An empty side would be a fully masked sequence; give it one unknown token instead.
-        yield (
-            context if len(context) else np.ones(1, np.int32),
-            response if len(response) else np.ones(1, np.int32),
-            np.float32(row.label),
-        )
+        encoded = (_nonempty(context), _nonempty(response))
+        if negatives is None:
+            yield (*encoded, np.float32(row.label))
+            continue
+        found = negatives.get(_context_key(row.context))
+        if found:
+            yield (*encoded, found[rng.integers(len(found))], np.float32(1), np.float32(1))
+        else:  # a placeholder the loss masks out
+            yield (*encoded, np.zeros(1, np.int32), np.float32(0), np.float32(1))
 
 
 def _bucket_key(boundaries: tuple[int, ...], length: tf.Tensor) -> tf.Tensor:
@@ -100,11 +153,9 @@ def train_dataset(
         shard: (number of input pipelines, this pipeline's index), for multi-worker training.
         bad: counts skipped rows under ``--skip-bad-rows`` (raises otherwise).
     """
-    signature = (
-        tf.TensorSpec((None,), tf.int32),
-        tf.TensorSpec((None,), tf.int32),
-        tf.TensorSpec((), tf.float32),
-    )
+    ids, flag = tf.TensorSpec((None,), tf.int32), tf.TensorSpec((), tf.float32)
+    hard = options.hard_negatives
+    signature = (ids, ids, ids, flag, flag) if hard else (ids, ids, flag)
     ds = tf.data.Dataset.from_generator(
         lambda: _encoded_rows(train_path, vocab, config, options, shard, bad),
         output_signature=signature,
@@ -114,7 +165,7 @@ def train_dataset(
     if options.bucketing:
         n_response_buckets = len(RESPONSE_BOUNDARIES) + 1
 
-        def key(c: tf.Tensor, r: tf.Tensor, _: tf.Tensor) -> tf.Tensor:
+        def key(c: tf.Tensor, r: tf.Tensor, *_: tf.Tensor) -> tf.Tensor:
             ck = _bucket_key(CONTEXT_BOUNDARIES, tf.size(c))
             return ck * n_response_buckets + _bucket_key(RESPONSE_BOUNDARIES, tf.size(r))
 
@@ -127,7 +178,10 @@ def train_dataset(
         shapes: tuple[list[int], ...] = (
             [config.max_context_tokens],
             [config.max_response_tokens],
+            *(([config.max_response_tokens], []) if hard else ()),
             [],
         )
         ds = ds.padded_batch(batch, padded_shapes=shapes, drop_remainder=True)
+    if hard:
+        return ds.map(lambda c, r, h, has, y: ((c, r, h, has), y)).prefetch(tf.data.AUTOTUNE)
     return ds.map(lambda c, r, y: ((c, r), y)).prefetch(tf.data.AUTOTUNE)

@@ -77,6 +77,7 @@ PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
             checkpoint_every=200,
             patience=4,
             shuffle_buffer=20_000,
+            hard_negatives=True,
         ),
     ),
     # Lowe et al. (2015) / the seed tutorial, for the full UDC v2.

@@ -59,6 +59,8 @@ class TrainConfig:
         clip_norm: gradient norm cap.
         shuffle_buffer: rows held for shuffling.
         bucketing: length-bucketed batches.
+        hard_negatives: with the softmax loss, add each context's label-0 responses of the
+            training file (written by the data build) as hard negatives.
         seed: initialisation and shuffling seed.
         log_every: steps between log lines and TensorBoard points.
     """
@@ -73,6 +75,7 @@ class TrainConfig:
     clip_norm: float = 10.0
     shuffle_buffer: int = 10_000
     bucketing: bool = True
+    hard_negatives: bool = False
     seed: int = 0
     log_every: int = 20
 
@@ -130,20 +133,32 @@ def _write_dir(workdir: Path) -> Path:
 
 
 def _losses(
-    model: DualEncoder, config: ModelConfig, inputs: tuple[tf.Tensor, tf.Tensor], labels: tf.Tensor
+    model: DualEncoder, config: ModelConfig, inputs: tuple[tf.Tensor, ...], labels: tf.Tensor
 ) -> tf.Tensor:
-    """Per-example loss for one replica's batch."""
-    context_ids, response_ids = inputs
-    c = model.encode_contexts(context_ids, training=True)
-    r = model.encode_responses(response_ids, training=True)
+    """Per-example loss for one replica's batch.
+
+    ``inputs`` is ``(contexts, responses)``, or with hard negatives ``(contexts, responses,
+    negatives, has_negative)``: each context's hard negative then joins the in-batch
+    negatives of the softmax (as a wrong answer for every context of the batch).
+    """
+    context_ids, response_ids = inputs[0], inputs[1]
+    c = model.encode_contexts(context_ids, training=True)  # (B, d)
+    r = model.encode_responses(response_ids, training=True)  # (B, d)
     if config.loss == "binary":
         logits = tf.reduce_sum(c * r, axis=-1) + model.b
         return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
     # In-batch negatives: every other response in the batch is a wrong answer.
-    logits = model.pairwise_logits(c, r)
+    logits = model.pairwise_logits(c, r)  # (B, B), the true response on the diagonal
     targets = tf.range(tf.shape(logits)[0])
-    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
-    if config.symmetric_loss:
+    everything = logits
+    if len(inputs) == 4:
+        h = model.encode_responses(inputs[2], training=True)  # (B, d)
+        hard = model.pairwise_logits(c, h)  # (B, B)
+        # A row without a negative holds a placeholder: its column must never count.
+        missing = tf.cast(1.0 - inputs[3], hard.dtype)[None, :]  # (1, B)
+        everything = tf.concat([logits, hard - 1e9 * missing], axis=1)  # (B, 2B)
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=everything)
+    if config.symmetric_loss:  # each response picks its context among the batch's contexts
         loss = 0.5 * (
             loss
             + tf.nn.sparse_softmax_cross_entropy_with_logits(
@@ -268,6 +283,7 @@ def train(
         shuffle_buffer=tc.shuffle_buffer,
         bucketing=tc.bucketing,
         positives_only=config.loss == "softmax",
+        hard_negatives=tc.hard_negatives and config.loss == "softmax",
         seed=tc.seed + int(step.numpy()),  # a resumed run does not replay the same order
     )
 
@@ -280,7 +296,7 @@ def train(
 
     @tf.function(reduce_retracing=True)
     def train_step(iterator: Any) -> tf.Tensor:
-        def step_fn(inputs: tuple[tf.Tensor, tf.Tensor], labels: tf.Tensor) -> tf.Tensor:
+        def step_fn(inputs: tuple[tf.Tensor, ...], labels: tf.Tensor) -> tf.Tensor:
             with tf.GradientTape() as tape:
                 loss = tf.nn.compute_average_loss(_losses(model, config, inputs, labels))
             grads = tape.gradient(loss, model.trainable_variables)

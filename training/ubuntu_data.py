@@ -63,6 +63,8 @@ class DataOptions:
         exclude_from: training dialogues dated in [``exclude_from``, ``exclude_to``) are left out.
         exclude_to: see ``exclude_from`` (exclusive).
         max_turns: most context turns (the latest ones are kept).
+        hard_negatives: write label-0 rows for each training pair (see
+            :func:`hard_negative_rows`), which softmax training uses as hard negatives.
         seed: seeds distractors and the order of the training pairs.
     """
 
@@ -71,6 +73,7 @@ class DataOptions:
     exclude_from: dt.date = OFFICIAL_EVAL_FROM
     exclude_to: dt.date = OFFICIAL_EVAL_TO
     max_turns: int = 20
+    hard_negatives: bool = True
     seed: int = 0
 
     @property
@@ -92,6 +95,7 @@ class DataSummary:
     split: dict[str, int]  # dialogues per split
     excluded: int  # training dialogues dated in the exclusion window
     train_pairs: int  # pairs from the training dialogues
+    hard_negatives: int  # label-0 rows written for them
     official_pairs: int  # rows of the official training-layout samples
     eval_rows: dict[str, int]
     responses: int  # in the repository file
@@ -141,6 +145,53 @@ def dialogue_pairs(
             yield context, texts.response(d.turns[k]), 1
 
 
+def hard_negative_rows(
+    dialogues: Sequence[Dialogue], texts: TurnTexts, max_turns: int, chunk: int = 2048
+) -> list[tuple[str, str, int]]:
+    """Two label-0 rows for every pair of :func:`dialogue_pairs`, texts lexically close to
+    the context that do not answer it:
+
+    * a **restatement**: the context's own last turn (the message being answered);
+    * **another user's question**: the opening turn of another training dialogue that is
+      closest (TF-IDF cosine) to that last turn.
+
+    A bot trained only against random in-batch responses never sees these, and at repository
+    scale they are the replies that beat the answer.
+
+    Example:
+        >>> from chatbot.text import Normalizer
+        >>> a = Dialogue("a", None, (("wifi broken",), ("try ath9k",), ("thanks",)))
+        >>> b = Dialogue("b", None, (("my wifi is broken again",), ("reboot",), ("ok",)))
+        >>> rows = hard_negative_rows([a, b], TurnTexts(Normalizer("none")), 20)
+        >>> [(r, label) for _, r, label in rows[:2]]
+        [('try ath9k __eou__', 0), ('my wifi is broken again __eou__', 0)]
+    """
+    from chatbot.lexical import TfidfModel
+
+    openers = [texts.response(d.turns[0]) for d in dialogues]
+    lexical = TfidfModel.fit(openers)
+    opener_rows = lexical.transform(openers)  # (dialogues, V)
+    queries, meta = [], []
+    for i, d in enumerate(dialogues):
+        for k in range(2, d.n_turns):
+            context = texts.context(d.turns[max(0, k - max_turns) : k])
+            last = texts.response(d.turns[k - 1])
+            queries.append(last)
+            meta.append((i, context, last, texts.response(d.turns[k])))
+    rows: list[tuple[str, str, int]] = []
+    for start in range(0, len(queries), chunk):
+        part = meta[start : start + chunk]
+        cosine = (lexical.transform(queries[start : start + chunk]) @ opener_rows.T).toarray()
+        for j, (i, _, _, _) in enumerate(part):
+            cosine[j, i] = -1.0  # never the dialogue's own opening
+        best = cosine.argmax(axis=1)
+        for j, (_, context, last, truth) in enumerate(part):
+            rows.append((context, last, 0))
+            if openers[best[j]] != truth:
+                rows.append((context, openers[best[j]], 0))
+    return rows
+
+
 def build_ubuntu_data(
     dialogues: dict[str, list[Dialogue]],
     out_dir: Path,
@@ -171,6 +222,11 @@ def build_ubuntu_data(
     texts = TurnTexts(Normalizer(normalization))
     rows = list(dialogue_pairs(splits["train"], texts, options.max_turns))
     n_pairs = len(rows)
+    n_negatives = 0
+    if options.hard_negatives:
+        negatives = hard_negative_rows(splits["train"], texts, options.max_turns)
+        rows.extend(negatives)
+        n_negatives = len(negatives)
     for path in official_train:
         rows.extend((r.context, r.response, r.label) for r in read_train_rows(path))
     random.Random(f"{options.seed}:ubuntu-train").shuffle(rows)
@@ -189,7 +245,8 @@ def build_ubuntu_data(
         split={name: len(ds) for name, ds in splits.items()},
         excluded=excluded,
         train_pairs=n_pairs,
-        official_pairs=len(rows) - n_pairs,
+        hard_negatives=n_negatives,
+        official_pairs=len(rows) - n_pairs - n_negatives,
         eval_rows={name: counts[name] for name in ("valid", "test")},
         responses=responses,
         seconds=time.monotonic() - start,

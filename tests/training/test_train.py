@@ -132,3 +132,43 @@ def test_two_workers_finish_with_the_same_weights(data, tmp_path):
     for a, b in zip(chief, other, strict=True):
         np.testing.assert_array_equal(a, b)
     assert load_artifact(tmp_path / "model").manifest["training"]["steps"] == 12
+
+
+def test_hard_negatives_join_the_softmax_and_placeholders_do_not_count():
+    import tensorflow as tf
+
+    from chatbot.model import build_dual_encoder
+    from training.train import _losses
+
+    model_config, _ = PRESETS["tiny"]
+    model = build_dual_encoder(model_config, vocab_size=50)
+    ids = tf.constant(np.random.default_rng(0).integers(2, 50, size=(4, 6)), tf.int32)
+    responses = tf.reverse(ids, axis=[1])
+    labels = tf.ones(4)
+    plain = _losses(model, model_config, (ids, responses), labels)
+    with_none = _losses(model, model_config, (ids, responses, ids, tf.zeros(4)), labels)
+    with_all = _losses(model, model_config, (ids, responses, ids, tf.ones(4)), labels)
+    np.testing.assert_allclose(with_none.numpy(), plain.numpy(), rtol=1e-5)
+    # Four more wrong answers in every row's softmax: each row's loss grows.
+    assert (with_all.numpy() > plain.numpy()).all()
+
+
+def test_training_with_hard_negatives_from_the_training_file(tmp_path):
+    from training.sources.udc_csv import TRAIN_HEADER, read_train_rows, write_csv
+
+    rows = []
+    for row in read_train_rows(write_synthetic_udc(tmp_path / "syn", 600, 50, 1) / "train.csv"):
+        if row.label == 1:
+            rows.append((row.context, row.response, 1))
+            rows.append((row.context, row.context.split(" __eot__")[-2] + " __eou__", 0))
+    write_csv(tmp_path / "train.csv", TRAIN_HEADER, rows, progress=False)
+    model_config, train_config = tiny(max_steps=20, eval_every=20, hard_negatives=True)
+    result = train(
+        tmp_path / "train.csv",
+        tmp_path / "syn" / "valid.csv",
+        tmp_path / "model",
+        model_config,
+        train_config,
+    )
+    assert result.steps == 20 and np.isfinite(result.history[0]["loss"])
+    assert load_artifact(tmp_path / "model").manifest["training"]["steps"] == 20

@@ -157,7 +157,9 @@ def test_build_splits_by_time_and_leaves_out_the_official_period(fake_shared, tm
     assert summary.train_pairs == 6 * 3 * 3 + 8 * 2
     assert summary.official_pairs == len(OFFICIAL_TRAIN) * len(TOPICS)
     train = list(read_train_rows(tmp_path / "train.csv"))
-    assert len(train) == summary.train_pairs + summary.official_pairs
+    # A restatement for every pair, and another dialogue's opening for most of them.
+    assert summary.train_pairs < summary.hard_negatives <= 2 * summary.train_pairs
+    assert len(train) == summary.train_pairs + summary.hard_negatives + summary.official_pairs
     assert {r.label for r in train} == {0, 1}  # the official rows keep their labels
     assert len(list(read_eval_rows(tmp_path / "valid.csv"))) == 6
     assert len(list(read_eval_rows(tmp_path / "test.csv"))) == 6
