@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import platform
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,12 @@ class Artifact:
 
     def scorer(self, jit_compile: bool = True) -> Scorer:
         """The model's full score (neural, plus the TF-IDF part of a hybrid model)."""
-        return Scorer(self.encoder(jit_compile), self.lexical, self.config.lexical_weight)
+        return Scorer(
+            self.encoder(jit_compile),
+            self.lexical,
+            self.config.lexical_weight,
+            echo_cosine=self.config.echo_cosine,
+        )
 
 
 def _export_saved_model(model: DualEncoder, path: Path) -> None:
@@ -146,6 +152,27 @@ def save_artifact(
             **(extra or {}),
         }
         write_json(tmp / MANIFEST, manifest)
+    return path
+
+
+def update_config(path: Path, config: ModelConfig, extra: dict[str, Any] | None = None) -> Path:
+    """Rewrites the artifact's ``config.json`` (and manifest) atomically, keeping its weights:
+    for settings chosen after training that do not change the weights, so the version and
+    the indexes built by the model stay valid.
+
+    Raises:
+        ArtifactError: the artifact is damaged, or ``config`` changes the network's shape.
+    """
+    manifest = read_manifest(path)
+    old = ModelConfig.load(path / CONFIG)
+    shape = ("vocab_size", "embedding_dim", "hidden_size", "bidirectional", "shared_encoder")
+    if any(getattr(old, name) != getattr(config, name) for name in shape):
+        raise ArtifactError(f"{path}: a new config may not change the network's shape")
+    with atomic_dir(path) as tmp:
+        shutil.copytree(path, tmp, dirs_exist_ok=True)
+        config.save(tmp / CONFIG)
+        files = dict(manifest["files"], **{CONFIG: sha256_file(tmp / CONFIG)})
+        write_json(tmp / MANIFEST, {**manifest, **(extra or {}), "files": files})
     return path
 
 

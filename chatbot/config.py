@@ -16,6 +16,10 @@ LOSSES: tuple[str, ...] = ("binary", "softmax")
 T = TypeVar("T")
 
 
+# The echo rule's cosine before it was tuned per model: what models saved without it get.
+ECHO_COSINE = 0.7
+
+
 def from_dict(cls: type[T], data: dict[str, Any], source: str = "config") -> T:
     """Builds a dataclass from a dict, rejecting unknown keys with a message naming them."""
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
@@ -47,6 +51,10 @@ class ModelConfig:
         lexical_weight: weight of the TF-IDF cosine added to the neural score (the hybrid
             score, see ``chatbot.lexical``); 0 is the plain dual encoder. Above 0 the artifact
             must hold the fitted TF-IDF model.
+        echo_cosine: a hybrid model never answers with a repository response whose TF-IDF
+            cosine with the user's last turn is this high (a restatement, not an answer);
+            above 1 turns the rule off. Chosen on validation rows against the repository
+            (``training.echo``).
 
     Example:
         >>> ModelConfig(hidden_size=8).encoding_dim
@@ -66,6 +74,7 @@ class ModelConfig:
     symmetric_loss: bool = False
     normalization: str = "udc"
     lexical_weight: float = 0.0
+    echo_cosine: float = ECHO_COSINE
 
     def __post_init__(self) -> None:
         checks = {
@@ -79,6 +88,7 @@ class ModelConfig:
             "loss": self.loss in LOSSES,
             "normalization": self.normalization in MODES,
             "lexical_weight": self.lexical_weight >= 0.0,
+            "echo_cosine": self.echo_cosine > 0.0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 from tqdm import tqdm
 
+from chatbot.config import ECHO_COSINE
 from chatbot.lexical import TfidfModel, rowwise_dot
 
 if TYPE_CHECKING:
@@ -40,8 +41,7 @@ if TYPE_CHECKING:
 RERANK_DEPTH = 256
 # A hybrid model rewards word overlap, and the closest overlap is the user's own message: a
 # repository response this similar (TF-IDF cosine) to the last turn is a restatement, not an
-# answer, and is never returned by :meth:`Scorer.rank`.
-ECHO_COSINE = 0.7
+# answer, and is never returned by :meth:`Scorer.rank` (each model's value: ModelConfig).
 
 
 class PairEncoder(Protocol):

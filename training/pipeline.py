@@ -276,6 +276,12 @@ def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
         report["index_responses"] = build_index(
             paths.model, paths.data / recipe.responses, paths.index
         ).responses
+        if options.lexical:
+            from training.echo import tune_echo_cosine
+
+            report["echo"] = tune_echo_cosine(
+                paths.model, paths.index, recipe.valid_sets(paths.data)
+            )
     timings["index"] = time.monotonic() - tick
 
     tick = time.monotonic()

@@ -1,0 +1,49 @@
+"""The echo rule's threshold, tuned against the repository and saved without new weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chatbot.artifact import ArtifactError, load_artifact, save_artifact, update_config
+from chatbot.index import load_index, save_index
+from chatbot.lexical import TfidfModel
+from tests.helpers import WORDS, tiny_config, tiny_model, tiny_vocab
+from training.echo import ECHO_GRID, tune_echo_cosine
+from training.sources.udc_csv import EVAL_HEADER, write_csv
+
+
+def test_tuning_saves_a_threshold_and_keeps_the_index_valid(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    responses = sorted({" ".join(rng.choice(WORDS, size=3)) + " __eou__" for _ in range(40)})
+    lexical = TfidfModel.fit(responses)
+    config = tiny_config(lexical_weight=5.0)
+    save_artifact(tmp_path / "m", tiny_model(config), tiny_vocab(), config, lexical=lexical)
+    artifact = load_artifact(tmp_path / "m")
+    vectors = artifact.encoder().encode_responses(responses)
+    rows = lexical.transform(responses)
+    save_index(tmp_path / "i", vectors, responses, artifact, lexical=rows, normalized=responses)
+    # Contexts that restate their own true reply: only a threshold that keeps echoes finds it.
+    valid = [[r.replace("__eou__", "__eou__ __eot__"), r, *responses[1:10]] for r in responses[:12]]
+    write_csv(tmp_path / "valid.csv", EVAL_HEADER, valid, progress=False)
+    version = artifact.version
+
+    tuning = tune_echo_cosine(tmp_path / "m", tmp_path / "i", {"valid": tmp_path / "valid.csv"})
+
+    assert tuning["echo_cosine"] == 2.0  # every true reply is an echo of its context here
+    assert [t["echo_cosine"] for t in tuning["grid"]] == list(ECHO_GRID)
+    tuned = load_artifact(tmp_path / "m")
+    assert tuned.config.echo_cosine == 2.0 and tuned.version == version
+    assert tuned.scorer().echo_cosine == 2.0
+    load_index(tmp_path / "i", tuned)  # still the same weights: the index is accepted
+    assert json.loads((tmp_path / "m" / "manifest.json").read_text())["echo_tuning"] == tuning
+
+
+def test_a_config_that_changes_the_network_is_refused(tmp_path: Path) -> None:
+    config = tiny_config()
+    save_artifact(tmp_path / "m", tiny_model(config), tiny_vocab(), config)
+    with pytest.raises(ArtifactError, match="shape"):
+        update_config(tmp_path / "m", tiny_config(hidden_size=4))

@@ -1,0 +1,137 @@
+"""The echo rule's threshold, chosen on validation rows against the repository it serves.
+
+A hybrid model never answers with a response whose TF-IDF cosine with the user's last turn is
+at least ``echo_cosine`` (:class:`chatbot.scoring.Scorer`). Too low a threshold removes real
+answers that share the question's words; too high lets restatements through. This module ranks
+the validation contexts through the served path with the rule off, then replays the rule at
+every threshold of a grid and keeps the one with the best MRR of the true reply over the top
+:data:`DEPTH` (ties: the fewer echoed top-1 replies, then the higher threshold), and saves it
+in the model's config.
+
+Example::
+
+    tuning = tune_echo_cosine(Path("out/model"), Path("out/index"), {"valid": valid_csv})
+    tuning["echo_cosine"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chatbot.text import split_turns
+from training.sources.udc_csv import read_eval_rows
+
+log = logging.getLogger(__name__)
+
+# Candidate thresholds; 2.0 is above any cosine: the rule off.
+ECHO_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 2.0)
+DEPTH = 100  # the served ranks looked at
+ECHOED_TOP1 = 0.5  # a top-1 reply this close to the last turn counts as echoed in the table
+
+
+def replay_thresholds(
+    candidates: Sequence[Sequence[tuple[int, float]]],
+    truths: Sequence[set[int]],
+    grid: Sequence[float] = ECHO_GRID,
+    depth: int = DEPTH,
+) -> list[dict[str, float]]:
+    """MRR@depth of the true replies and the echoed top-1 share at each threshold.
+
+    Args:
+        candidates: per row, the served ranking with the rule off: ``(repository id, cosine
+            with the last turn)``, best first.
+        truths: per row, the repository ids that hold the true reply.
+        grid: thresholds to replay.
+        depth: ranks counted.
+
+    Example:
+        >>> rows = [[(7, 0.9), (3, 0.1)], [(5, 0.95), (1, 0.2)]]  # both top-1s echo
+        >>> table = replay_thresholds(rows, [{3}, {5}], grid=(0.5, 2.0))
+        >>> [(t["echo_cosine"], t["mrr"], t["echoed_top1"]) for t in table]
+        [(0.5, 0.5, 0.0), (2.0, 0.75, 1.0)]
+    """
+    table = []
+    for threshold in grid:
+        reciprocal, echoed = [], []
+        for ranking, truth in zip(candidates, truths, strict=True):
+            kept = [(i, c) for i, c in ranking if c < threshold][:depth]
+            rank = next((r for r, (i, _) in enumerate(kept, start=1) if i in truth), None)
+            reciprocal.append(1.0 / rank if rank else 0.0)
+            echoed.append(bool(kept) and kept[0][1] >= ECHOED_TOP1)
+        table.append(
+            {
+                "echo_cosine": float(threshold),
+                "mrr": float(np.mean(reciprocal)),
+                "echoed_top1": float(np.mean(echoed)),
+            }
+        )
+    return table
+
+
+def best_threshold(table: Sequence[Mapping[str, float]]) -> float:
+    """The threshold with the best MRR; ties: fewer echoed top-1s, then the higher threshold.
+
+    Example:
+        >>> best_threshold([{"echo_cosine": 0.5, "mrr": 0.2, "echoed_top1": 0.0},
+        ...                 {"echo_cosine": 0.9, "mrr": 0.2, "echoed_top1": 0.1}])
+        0.5
+    """
+    best = max(table, key=lambda t: (t["mrr"], -t["echoed_top1"], t["echo_cosine"]))
+    return float(best["echo_cosine"])
+
+
+def tune_echo_cosine(
+    model_dir: Path, index_dir: Path, valid_sets: Mapping[str, Path]
+) -> dict[str, Any]:
+    """Chooses a hybrid model's ``echo_cosine`` on ``valid_sets`` against the index at
+    ``index_dir`` and rewrites the model's config with it (the index stays valid: the weights
+    do not change). A plain dual encoder has no echo rule: nothing is done.
+
+    Returns:
+        ``{"echo_cosine", "sets", "grid"}``.
+    """
+    from chatbot.artifact import load_artifact, update_config
+    from chatbot.index import load_index
+    from chatbot.search import make_backend
+    from chatbot.text import Normalizer
+    from training.repository_eval import repository_texts
+
+    artifact = load_artifact(model_dir)
+    scorer = artifact.scorer()
+    if not scorer.is_hybrid or scorer.lexical is None:
+        return {"echo_cosine": None, "reason": "not a hybrid model"}
+    index = load_index(index_dir, artifact)
+    if index.lexical is None:
+        raise ValueError(f"{index_dir}: a hybrid model's index needs its TF-IDF rows")
+    present = {name: path for name, path in valid_sets.items() if path.is_file()}
+    rows = [row for path in present.values() for row in read_eval_rows(path)]
+    contexts = [row.context for row in rows]
+    last_turns = [(split_turns(c) or [""])[-1] for c in contexts]
+    repo = repository_texts(index, Normalizer(artifact.config.normalization))
+    where: dict[str, set[int]] = {}
+    for i, text in enumerate(repo):
+        where.setdefault(text, set()).add(i)
+    truths = [where.get(row.response, set()) for row in rows]
+
+    scorer.echo_cosine = max(ECHO_GRID) + 1.0  # rule off: every candidate comes back
+    backend = make_backend("numpy", index.vectors)
+    ranked = scorer.rank(contexts, last_turns, index, backend, k=2 * DEPTH)
+    last_rows = scorer.lexical.transform(last_turns)  # (rows, V)
+    candidates = []
+    for r, ranking in enumerate(ranked):
+        ids = np.array([i for i, _ in ranking], dtype=np.int64)
+        cosine = np.asarray((index.lexical[ids] @ last_rows[r].T).todense()).reshape(-1)
+        candidates.append(list(zip(ids.tolist(), cosine.tolist(), strict=True)))
+    table = replay_thresholds(candidates, truths)
+    chosen = best_threshold(table)
+    log.info("echo rule: cosine %.2f on %s (%d rows)", chosen, ", ".join(present), len(rows))
+    tuning = {"echo_cosine": chosen, "sets": list(present), "grid": table}
+    config = dataclasses.replace(artifact.config, echo_cosine=chosen)
+    update_config(model_dir, config, extra={"echo_tuning": tuning})
+    return tuning
