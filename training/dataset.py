@@ -108,7 +108,7 @@ def _encoded_rows(
     options: InputOptions,
     shard: tuple[int, int],
     bad: BadRowCounter | None,
-) -> Iterator[tuple[np.ndarray, ...]]:
+) -> Iterator[tuple[np.ndarray | np.float32, ...]]:
     n_shards, shard_id = shard
     negatives = None
     if options.hard_negatives:
