@@ -11,7 +11,9 @@ three parts (the neural encoder, the fitted TF-IDF model, the weight) and applie
   ``candidates``); :meth:`Scorer.parts` returns the neural and lexical parts apart, which is
   what the weight tuning fits (on the neural part alone, whatever weight a model already has);
 * :meth:`Scorer.rank` searches a pre-encoded repository (serving): the union of the best
-  :data:`RERANK_DEPTH` responses by each part is re-scored exactly.
+  :data:`RERANK_DEPTH` responses by each part is re-scored exactly. Whenever the model has a
+  TF-IDF model (hybrid or not) and the index its rows, it never returns a response whose
+  cosine with the user's last turn reaches the model's ``echo_cosine`` (a restatement).
 
 Texts here are normalised already (:class:`chatbot.text.Normalizer`).
 
@@ -279,14 +281,39 @@ class Scorer:
             k: responses per context.
         """
         queries = self.encoder.encode_contexts(contexts)  # (n, d) cM
-        if not self.is_hybrid:
-            scores, ids = backend.search(queries, k)  # (n, k) each
-            bias = np.float32(self.bias)
-            return [
-                [(int(i), float(s + bias)) for s, i in zip(row_s, row_i, strict=True) if i >= 0]
-                for row_s, row_i in zip(scores, ids, strict=True)
-            ]
-        return self._rank_hybrid(contexts, last_turns, queries, repository, backend, k)
+        if self.is_hybrid:
+            return self._rank_hybrid(contexts, last_turns, queries, repository, backend, k)
+        echo = self._echo_rule(repository)
+        # With the echo rule some of the best are left out: look a little deeper.
+        depth = min(len(repository), k if echo is None else 2 * k + 16)
+        scores, ids = backend.search(queries, depth)  # (n, depth) each
+        bias = np.float32(self.bias)
+        out = []
+        for i, (row_s, row_i) in enumerate(zip(scores, ids, strict=True)):
+            row_s, row_i = row_s[row_i >= 0], row_i[row_i >= 0]
+            if echo is not None:
+                keep = echo(row_i, last_turns[i])
+                row_s, row_i = row_s[keep], row_i[keep]
+            out.append(
+                [(int(j), float(s + bias)) for s, j in zip(row_s[:k], row_i[:k], strict=True)]
+            )
+        return out
+
+    def _echo_rule(
+        self, repository: ResponseIndex
+    ) -> Callable[[np.ndarray, str], np.ndarray] | None:
+        """``(repository ids, last turn) -> mask of the ids that do not restate it``, or
+        ``None`` when the rule is off or cannot apply (no TF-IDF model or rows)."""
+        lexical, rows = self.lexical, repository.lexical
+        if lexical is None or rows is None or self.echo_cosine > 1.0:
+            return None
+
+        def keep(ids: np.ndarray, last_turn: str) -> np.ndarray:
+            last = lexical.transform([last_turn])  # (1, V)
+            cosine = np.asarray((rows[ids] @ last.T).todense()).reshape(-1)  # (ids,)
+            return cosine < self.echo_cosine
+
+        return keep
 
     def _rank_hybrid(
         self,
@@ -311,7 +338,8 @@ class Scorer:
             ids = np.union1d(neural_ids[i][neural_ids[i] >= 0], lexical_ids).astype(np.int64)
             # The echo rule, on the candidates only: cosine with the user's last turn.
             echo = np.asarray((rows[ids] @ last[i].T).todense()).reshape(-1)  # (candidates,)
-            ids = ids[echo < self.echo_cosine]
+            if self.echo_cosine <= 1.0:
+                ids = ids[echo < self.echo_cosine]
             cosine = row[:, ids].toarray()[0]  # (candidates,)
             neural = repository.vectors[ids] @ query  # (candidates,)
             scores = hybrid_score(neural, cosine, self.lexical_weight, self.bias)

@@ -1,6 +1,6 @@
 """The echo rule's threshold, chosen on validation rows against the repository it serves.
 
-A hybrid model never answers with a response whose TF-IDF cosine with the user's last turn is
+A model with a TF-IDF model (every model the pipeline makes) never answers with a response whose TF-IDF cosine with the user's last turn is
 at least ``echo_cosine`` (:class:`chatbot.scoring.Scorer`). Too low a threshold removes real
 answers that share the question's words; too high lets restatements through. This module ranks
 the validation contexts through the served path with the rule off, then replays the rule at
@@ -89,9 +89,9 @@ def best_threshold(table: Sequence[Mapping[str, float]]) -> float:
 def tune_echo_cosine(
     model_dir: Path, index_dir: Path, valid_sets: Mapping[str, Path]
 ) -> dict[str, Any]:
-    """Chooses a hybrid model's ``echo_cosine`` on ``valid_sets`` against the index at
+    """Chooses a model's ``echo_cosine`` on ``valid_sets`` against the index at
     ``index_dir`` and rewrites the model's config with it (the index stays valid: the weights
-    do not change). A plain dual encoder has no echo rule: nothing is done.
+    do not change). A model without a TF-IDF model has no echo rule: nothing is done.
 
     Returns:
         ``{"echo_cosine", "sets", "grid"}``.
@@ -104,8 +104,8 @@ def tune_echo_cosine(
 
     artifact = load_artifact(model_dir)
     scorer = artifact.scorer()
-    if not scorer.is_hybrid or scorer.lexical is None:
-        return {"echo_cosine": None, "reason": "not a hybrid model"}
+    if scorer.lexical is None:
+        return {"echo_cosine": None, "reason": "the model has no TF-IDF model"}
     index = load_index(index_dir, artifact)
     if index.lexical is None:
         raise ValueError(f"{index_dir}: a hybrid model's index needs its TF-IDF rows")

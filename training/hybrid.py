@@ -92,8 +92,8 @@ def tune_lexical_weight(
 def add_lexical(
     model_dir: Path, train_csv: Path, valid_sets: Mapping[str, Path], name: str
 ) -> dict[str, Any]:
-    """Fits TF-IDF on ``train_csv``, tunes its weight on ``valid_sets`` and, when the best
-    weight is above 0, rewrites the artifact at ``model_dir`` as a hybrid model.
+    """Fits TF-IDF on ``train_csv``, tunes its weight on ``valid_sets`` and rewrites the
+    artifact at ``model_dir`` with both (a hybrid model when the best weight is above 0).
 
     Returns:
         ``{"lexical_weight", "sets", "grid"}``: the chosen weight and the validation table.
@@ -108,14 +108,14 @@ def add_lexical(
     weight, table = tune_lexical_weight(parts)
     tuning = {"lexical_weight": weight, "sets": list(present), "grid": table}
     log.info("hybrid: lexical_weight %.1f on %s", weight, ", ".join(present))
-    if weight > 0 or artifact.config.lexical_weight > 0:  # a change to write
-        save_artifact(
-            model_dir,
-            artifact.model,
-            artifact.vocab,
-            dataclasses.replace(artifact.config, lexical_weight=weight),
-            name=name,
-            extra={"training": artifact.manifest.get("training"), "lexical_tuning": tuning},
-            lexical=lexical if weight > 0 else None,
-        )
+    # The TF-IDF model is kept even at weight 0: the echo rule uses it (chatbot.scoring).
+    save_artifact(
+        model_dir,
+        artifact.model,
+        artifact.vocab,
+        dataclasses.replace(artifact.config, lexical_weight=weight),
+        name=name,
+        extra={"training": artifact.manifest.get("training"), "lexical_tuning": tuning},
+        lexical=lexical,
+    )
     return tuning

@@ -78,3 +78,20 @@ def test_retuning_a_hybrid_model_tunes_on_its_neural_part(tmp_path: Path) -> Non
     assert load_artifact(tmp_path / "m").config.lexical_weight == first["lexical_weight"]
     second = add_lexical(tmp_path / "m", data / "train.csv", valid, name="t")
     assert second == first  # the same table: the lexical part is not counted twice
+
+
+def test_a_plain_model_with_a_tfidf_model_never_echoes_either(hybrid) -> None:
+    artifact, index = hybrid
+    plain = Scorer(artifact.encoder(), artifact.lexical, lexical_weight=0.0, echo_cosine=0.7)
+    backend = make_backend("numpy", index.vectors)
+    # Each context is a repository response: the restatement is the one left out.
+    contexts = [t.replace("__eou__", "__eou__ __eot__") for t in index.texts[:6]]
+    last_turns = [t.removesuffix(" __eou__") for t in index.texts[:6]]
+    ranked = plain.rank(contexts, last_turns, index, backend, k=len(index))
+    off = Scorer(artifact.encoder(), artifact.lexical, 0.0, echo_cosine=2.0)
+    everything = off.rank(contexts, last_turns, index, backend, k=len(index))
+    judge = artifact.lexical.transform(last_turns) @ index.lexical.T  # (6, N) cosines
+    for i, (row, full) in enumerate(zip(ranked, everything, strict=True)):
+        echoes = {int(j) for j in np.flatnonzero(judge[i].toarray()[0] >= 0.7)}
+        assert i in echoes  # its own text
+        assert [j for j, _ in row] == [j for j, _ in full if j not in echoes]

@@ -212,7 +212,9 @@ def test_pipeline_end_to_end(fake_shared, tmp_path):
     index = load_index(out / "index", artifact)
     weight = report["hybrid"]["lexical_weight"]
     assert artifact.config.lexical_weight == weight
-    assert (artifact.lexical is not None) == (weight > 0) == (index.lexical is not None)
+    # The TF-IDF model is kept at any weight: the echo rule uses it.
+    assert artifact.lexical is not None and index.lexical is not None
+    assert artifact.config.echo_cosine == report["echo"]["echo_cosine"]
     assert len(index) == report["index_responses"] > 0
     for name in ("own_test", "first100_test"):
         results = json.loads((out / f"eval_{name}.json").read_text())["results"]
