@@ -1,12 +1,13 @@
 """The echo rule's threshold, chosen on validation rows against the repository it serves.
 
-A model with a TF-IDF model (every model the pipeline makes) never answers with a response whose TF-IDF cosine with the user's last turn is
-at least ``echo_cosine`` (:class:`chatbot.scoring.Scorer`). Too low a threshold removes real
-answers that share the question's words; too high lets restatements through. This module ranks
-the validation contexts through the served path with the rule off, then replays the rule at
-every threshold of a grid and keeps the one with the best MRR of the true reply over the top
-:data:`DEPTH` (ties: the fewer echoed top-1 replies, then the higher threshold), and saves it
-in the model's config.
+A model with a TF-IDF model (every model the pipeline makes) never answers with a response
+whose TF-IDF cosine with the user's last turn is at least ``echo_cosine``
+(:class:`chatbot.scoring.Scorer`). Too low a threshold removes real answers that share the
+question's words; too high lets restatements through. This module ranks the validation
+contexts through the served path with the rule off, then replays the rule at every threshold
+of a grid and keeps the one with the best MRR of the true reply over the top :data:`DEPTH`
+(ties: the fewer echoed top-1 replies, then the higher threshold), and saves it in the
+model's config.
 
 Example::
 
