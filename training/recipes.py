@@ -13,11 +13,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
 from chatbot.config import ModelConfig
 from training.build import BuildOptions, TurnTexts, split_dialogues, write_dataset
+from training.errors import BadRowCounter
 from training.pipeline import Recipe, TestSet
 from training.repository import RepositoryOptions, write_repository
 from training.sources.registry import SOURCES
@@ -32,6 +34,8 @@ from training.ubuntu_data import (
 )
 
 # Chitchat has no helper and no asker: both sides' turns can be replies.
+log = logging.getLogger(__name__)
+
 CHITCHAT_REPOSITORY = RepositoryOptions(answers_only=False, drop_commands=False)
 
 
@@ -90,15 +94,21 @@ def ubuntu_recipe(
         if not shared.is_dir():
             raise FileNotFoundError(f"{shared}: no shared data folder (give --shared-data)")
         official = [shared / p for p in OFFICIAL_TRAIN if (shared / p).is_file()]
+        # Public chat logs hold a few malformed lines (a nick with a space, a stray tab):
+        # they are skipped, counted and named in the summary, never silently.
+        bad = BadRowCounter(skip=True)
+        dialogues = read_ubuntu_dialogues(shared, bad)
+        if bad.count:
+            log.warning("skipped %d malformed log lines, e.g. %s", bad.count, bad.examples[0])
         summary = build_ubuntu_data(
-            read_ubuntu_dialogues(shared),
+            dialogues,
             data,
             dataclasses.replace(base, seed=seed),
             official_train=official,
             normalization=config.normalization,
             repository=repository,
         )
-        return summary.to_dict()
+        return {**summary.to_dict(), "skipped_lines": bad.count, "skipped_examples": bad.examples}
 
     return Recipe(
         name="ubuntu",

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 # The raw sources (training.sources.registry); the first is required.
-RAW_SOURCES = ("irc", "kaggle", "liuzqt", "pimlico")
+RAW_SOURCES = ("irc", "irc-extra", "kaggle", "liuzqt", "pimlico")
 RESPONSES = "responses.jsonl"  # the repository: training turns as people wrote them
 # Official UDC v2 files, relative to the shared data folder.
 OFFICIAL_TRAIN = (

@@ -7,7 +7,7 @@ Example:
     >>> SOURCES["irc"].default_path
     'ubuntu_irc/irc_disentangle_ubuntu_train_dev_test.tar.gz'
     >>> sorted(SOURCES)
-    ['chitchat', 'irc', 'kaggle', 'liuzqt', 'pimlico', 'udc-raw']
+    ['chitchat', 'irc', 'irc-extra', 'kaggle', 'liuzqt', 'pimlico', 'udc-raw']
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from training.dialogue import Dialogue
 from training.errors import BadRowCounter
 from training.sources.chitchat import read_chitchat
 from training.sources.irc import read_irc
+from training.sources.irc_extra import read_irc_extra
 from training.sources.raw_udc import read_pimlico_json, read_udc_csv, read_udc_tsv_dir
 
 Reader = Callable[..., Iterable[Dialogue]]  # (path or None, BadRowCounter) -> dialogues
@@ -88,6 +89,13 @@ SOURCES: dict[str, Source] = {
             read_irc,
             "ubuntu_irc/irc_disentangle_ubuntu_train_dev_test.tar.gz",
             "#ubuntu IRC disentanglement archive (.tar.gz) or its extracted folder",
+        ),
+        Source(
+            "irc-extra",
+            read_irc_extra,
+            "ubuntu_irc/extra",
+            "a folder of raw #ubuntu logs: [HH:MM] <nick> text, time/nick/text or "
+            "time/from/to/text TSV",
         ),
     )
 }
