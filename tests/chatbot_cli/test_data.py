@@ -64,4 +64,5 @@ def test_missing_input_or_bad_options_exit_2(
 def test_help_lists_sources(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         run("--help")
-    assert "--source {chitchat,irc,irc-extra,kaggle,liuzqt,pimlico,udc-raw}" in capsys.readouterr().out
+    sources = "{chitchat,irc,irc-extra,kaggle,liuzqt,pimlico,udc-raw}"
+    assert f"--source {sources}" in capsys.readouterr().out
