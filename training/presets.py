@@ -49,6 +49,7 @@ PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
             eval_rows=500,
             checkpoint_every=200,
             patience=3,
+            hard_negatives=True,
         ),
     ),
     # `chatbot ubuntu-model`: the Ubuntu sources in ../shared/data (about 85k training pairs,

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 from pathlib import Path
 from typing import Any
 
 from chatbot.config import ModelConfig
 from training.build import BuildOptions, TurnTexts, split_dialogues, write_dataset
 from training.errors import BadRowCounter
+from training.pairs import dialogue_pairs, hard_negative_rows
 from training.pipeline import Recipe, TestSet
 from training.repository import RepositoryOptions, write_repository
 from training.sources.registry import SOURCES
@@ -44,27 +46,38 @@ def chitchat_recipe(
     preset: str = "chitchat",
     repository: RepositoryOptions = CHITCHAT_REPOSITORY,
 ) -> Recipe:
-    """The default bot: ``examples`` training pairs from the chitchat conversations, and a
-    repository of the training conversations' turns, as people wrote them."""
+    """The default bot: up to ``examples`` training pairs from the chitchat conversations
+    (every (context, next turn) pair of the training conversations, as for the Ubuntu model,
+    with hard negatives for the softmax loss), and a repository of the training
+    conversations' turns, as people wrote them."""
 
     def build_data(data: Path, config: ModelConfig, seed: int) -> dict[str, Any]:
         from chatbot.text import Normalizer
 
         dialogues = list(SOURCES["chitchat"].read(None))
-        options = BuildOptions(
-            normalization=config.normalization,
-            seed=seed,
-            examples=examples,
-            positives_only=config.loss == "softmax",
-        )
+        options = BuildOptions(normalization=config.normalization, seed=seed, positives_only=True)
         splits, excluded = split_dialogues(dialogues, options.split)
         texts = TurnTexts(Normalizer(options.normalization))
-        counts = write_dataset(data, splits, texts, options)
+        pairs = list(dialogue_pairs(splits["train"], texts, options.max_turns))
+        rng = random.Random(f"{seed}:chitchat-train")
+        if len(pairs) > examples:
+            pairs = rng.sample(pairs, examples)
+        kept = {context for context, _, _ in pairs}
+        negatives = [
+            row
+            for row in hard_negative_rows(splits["train"], texts, options.max_turns)
+            if row[0] in kept
+        ]
+        rows = pairs + negatives
+        rng.shuffle(rows)
+        counts = write_dataset(data, splits, texts, options, train_rows=rows)
         responses = write_repository(data / RESPONSES, splits["train"], texts, repository)
         return {
             "dialogues": {name: len(ds) for name, ds in splits.items()},
             "excluded": excluded,
             "rows": counts,
+            "train_pairs": len(pairs),
+            "hard_negatives": len(negatives),
             "responses": responses,
         }
 

@@ -19,6 +19,7 @@ from training.build import TurnTexts, split_dialogues
 from training.dialogue import Dialogue
 from training.embeddings import train_word2vec
 from training.hybrid import tune_lexical_weight
+from training.pairs import dialogue_pairs
 from training.pipeline import PipelineOptions, run_pipeline
 from training.recipes import ubuntu_recipe
 from training.shared_data import shared_data_dir
@@ -30,7 +31,6 @@ from training.ubuntu_data import (
     OFFICIAL_VALID,
     DataOptions,
     build_ubuntu_data,
-    dialogue_pairs,
     read_ubuntu_dialogues,
 )
 
