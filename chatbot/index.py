@@ -61,8 +61,14 @@ class ResponseIndex:
 
     @property
     def shows_normalized_text(self) -> bool:
-        """The shown texts are normalised (stemmed, lower-cased), not what people wrote."""
-        return self.manifest.get("display") == "normalized"
+        """The shown texts are normalised (stemmed, lower-cased), not what people wrote.
+
+        Indexes written before manifests said so were normalised when built from a CSV.
+        """
+        display = self.manifest.get("display")
+        if display is None:
+            return str(self.manifest.get("source", "")).endswith(".csv")
+        return display == "normalized"
 
     @property
     def dim(self) -> int:
