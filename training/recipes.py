@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import random
 from pathlib import Path
@@ -45,6 +46,7 @@ def chitchat_recipe(
     examples: int = 60_000,
     preset: str = "chitchat",
     repository: RepositoryOptions = CHITCHAT_REPOSITORY,
+    max_dialogues: int | None = None,
 ) -> Recipe:
     """The default bot: up to ``examples`` training pairs from the chitchat conversations
     (every (context, next turn) pair of the training conversations, as for the Ubuntu model,
@@ -54,7 +56,7 @@ def chitchat_recipe(
     def build_data(data: Path, config: ModelConfig, seed: int) -> dict[str, Any]:
         from chatbot.text import Normalizer
 
-        dialogues = list(SOURCES["chitchat"].read(None))
+        dialogues = list(itertools.islice(SOURCES["chitchat"].read(None), max_dialogues))
         options = BuildOptions(normalization=config.normalization, seed=seed, positives_only=True)
         splits, excluded = split_dialogues(dialogues, options.split)
         texts = TurnTexts(Normalizer(options.normalization))

@@ -1,0 +1,33 @@
+"""The default chitchat bot's recipe, end to end on a slice of the embedded corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from training.pipeline import PipelineOptions, run_pipeline
+from training.recipes import chitchat_recipe
+
+
+@pytest.mark.slow
+def test_chitchat_recipe_builds_evaluates_and_indexes(tmp_path: Path) -> None:
+    from chatbot.artifact import load_artifact
+    from chatbot.index import load_index
+
+    recipe = chitchat_recipe(examples=400, preset="tiny", max_dialogues=300)
+    report = run_pipeline(recipe, PipelineOptions(tmp_path, max_steps=10))
+
+    data = report["data"]
+    assert data["train_pairs"] == 400 and data["hard_negatives"] >= 400  # a restatement each
+    index = load_index(tmp_path / "index", load_artifact(tmp_path / "model"))
+    assert len(index) == data["responses"] and not index.shows_normalized_text
+    assert any(text != text.lower() for text in index.texts)  # shown as people wrote them
+    evaluation = json.loads((tmp_path / "eval.json").read_text())
+    assert set(evaluation["results"]) == {"model", "tfidf", "random"}
+    repository = evaluation["repository"]
+    assert repository["repository_size"] == len(index)
+    assert {"model", "tfidf"} <= set(repository["systems"])
+    assert (tmp_path / "eval_repository.png").stat().st_size > 1000
+    assert report["echo"]["echo_cosine"] is not None
