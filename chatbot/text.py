@@ -60,6 +60,9 @@ def tokenize(text: str) -> list[str]:
     return [tok for sent in _sentence_splitter().tokenize(text) for tok in words.tokenize(sent)]
 
 
+TOKEN_CACHE_SIZE = 1 << 17  # distinct tokens whose normal form a Normalizer remembers
+
+
 class Normalizer:
     """Turns raw text into the token form a model was trained on.
 
@@ -80,6 +83,9 @@ class Normalizer:
             from chatbot.wordnet import verb_lemmatizer  # lazy: loads WordNet data
 
             self._lemmatize = verb_lemmatizer()
+        # Stem and lemma depend on the token alone, and a few thousand tokens make most text:
+        # remember them (bounded, so that odd input cannot grow it without end).
+        self._udc_token = functools.lru_cache(maxsize=TOKEN_CACHE_SIZE)(self._stem_and_lemma)
 
     def tokens(self, text: str) -> list[str]:
         """Normalised tokens of one piece of text (markers such as ``__eou__`` are kept)."""
@@ -96,7 +102,7 @@ class Normalizer:
                 out.extend(self._udc_token(tok) for tok in tokenize(piece))
         return out
 
-    def _udc_token(self, token: str) -> str:
+    def _stem_and_lemma(self, token: str) -> str:
         assert self._lemmatize is not None
         return self._lemmatize(_stemmer().stem(token))
 
