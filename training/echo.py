@@ -20,11 +20,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from chatbot.lexical import rowwise_dot
 from chatbot.text import split_turns
 from training.sources.udc_csv import read_eval_rows
 
@@ -36,35 +38,53 @@ DEPTH = 100  # the served ranks looked at
 ECHOED_TOP1 = 0.5  # a top-1 reply this close to the last turn counts as echoed in the table
 
 
+@dataclass(frozen=True)
+class TrueReply:
+    """A validation row's true reply: its full score, its cosine with the last turn, and the
+    repository rows that hold the same text (left out of its competitors)."""
+
+    score: float
+    cosine: float
+    copies: frozenset[int] = frozenset()
+
+
 def replay_thresholds(
-    candidates: Sequence[Sequence[tuple[int, float]]],
-    truths: Sequence[set[int]],
+    candidates: Sequence[Sequence[tuple[int, float, float]]],
+    truths: Sequence[TrueReply],
     grid: Sequence[float] = ECHO_GRID,
     depth: int = DEPTH,
 ) -> list[dict[str, float]]:
-    """MRR@depth of the true replies and the echoed top-1 share at each threshold.
+    """MRR@depth of the true replies among the repository, and the echoed top-1 share, at
+    each threshold.
+
+    The true reply of a validation row is rarely in the repository: it is ranked against the
+    responses the rule keeps by its own score (ties count against it), and a true reply the
+    rule itself would refuse (its cosine reaches the threshold) counts as missed.
 
     Args:
-        candidates: per row, the served ranking with the rule off: ``(repository id, cosine
-            with the last turn)``, best first.
-        truths: per row, the repository ids that hold the true reply.
+        candidates: per row, the served ranking with the rule off: ``(repository id, score,
+            cosine with the last turn)``, best first.
+        truths: per row, the true reply.
         grid: thresholds to replay.
         depth: ranks counted.
 
     Example:
-        >>> rows = [[(7, 0.9), (3, 0.1)], [(5, 0.95), (1, 0.2)]]  # both top-1s echo
-        >>> table = replay_thresholds(rows, [{3}, {5}], grid=(0.5, 2.0))
+        >>> rows = [[(7, 5.0, 0.9), (3, 2.0, 0.1)], [(5, 4.0, 0.95), (1, 1.0, 0.2)]]
+        >>> truths = [TrueReply(3.0, 0.2), TrueReply(2.0, 0.3)]  # beaten only by echoes
+        >>> table = replay_thresholds(rows, truths, grid=(0.5, 2.0))
         >>> [(t["echo_cosine"], t["mrr"], t["echoed_top1"]) for t in table]
-        [(0.5, 0.5, 0.0), (2.0, 0.75, 1.0)]
+        [(0.5, 1.0, 0.0), (2.0, 0.5, 1.0)]
     """
     table = []
     for threshold in grid:
         reciprocal, echoed = [], []
         for ranking, truth in zip(candidates, truths, strict=True):
-            kept = [(i, c) for i, c in ranking if c < threshold][:depth]
-            rank = next((r for r, (i, _) in enumerate(kept, start=1) if i in truth), None)
-            reciprocal.append(1.0 / rank if rank else 0.0)
+            kept = [(s, c) for i, s, c in ranking if c < threshold and i not in truth.copies]
             echoed.append(bool(kept) and kept[0][1] >= ECHOED_TOP1)
+            rank = 1 + sum(s >= truth.score for s, _ in kept)
+            # The list is the top of the ranking: past its end a rank is unknown (a miss).
+            refused = truth.cosine >= threshold
+            reciprocal.append(0.0 if refused or rank > min(depth, len(kept)) else 1.0 / rank)
         table.append(
             {
                 "echo_cosine": float(threshold),
@@ -118,17 +138,23 @@ def tune_echo_cosine(
     where: dict[str, set[int]] = {}
     for i, text in enumerate(repo):
         where.setdefault(text, set()).add(i)
-    truths = [where.get(row.response, set()) for row in rows]
 
     scorer.echo_cosine = max(ECHO_GRID) + 1.0  # rule off: every candidate comes back
     backend = make_backend("numpy", index.vectors)
     ranked = scorer.rank(contexts, last_turns, index, backend, k=2 * DEPTH)
     last_rows = scorer.lexical.transform(last_turns)  # (rows, V)
+    true_scores = scorer.pair_scores(contexts, [[row.response] for row in rows])[:, 0]
+    true_cosines = rowwise_dot(last_rows, scorer.lexical.transform([r.response for r in rows]))
+    truths = [
+        TrueReply(float(score), float(cosine), frozenset(where.get(row.response, ())))
+        for row, score, cosine in zip(rows, true_scores, true_cosines, strict=True)
+    ]
     candidates = []
     for r, ranking in enumerate(ranked):
         ids = np.array([i for i, _ in ranking], dtype=np.int64)
         cosine = np.asarray((index.lexical[ids] @ last_rows[r].T).todense()).reshape(-1)
-        candidates.append(list(zip(ids.tolist(), cosine.tolist(), strict=True)))
+        scores = [s for _, s in ranking]
+        candidates.append(list(zip(ids.tolist(), scores, cosine.tolist(), strict=True)))
     table = replay_thresholds(candidates, truths)
     chosen = best_threshold(table)
     log.info("echo rule: cosine %.2f on %s (%d rows)", chosen, ", ".join(present), len(rows))
