@@ -52,8 +52,9 @@ PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
             hard_negatives=True,
         ),
     ),
-    # `chatbot ubuntu-model`: the Ubuntu sources in ../shared/data (about 85k training pairs,
-    # 3600 steps of 128 = 5.4 passes), about half an hour on 2 CPU cores. In-batch softmax,
+    # `chatbot ubuntu-model`: the Ubuntu sources in ../shared/data (about 95k training pairs,
+    # each with hard negatives; 2000 steps of 128 = 2.7 passes), about 40 minutes on 2 CPU
+    # cores (a step encodes the batch's hard negatives too). In-batch softmax,
     # bidirectional, word2vec-initialised embeddings; the hybrid weight (lexical_weight) is
     # tuned after training. See docs/results.md for what was compared.
     "ubuntu": (
@@ -72,7 +73,7 @@ PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
         TrainConfig(
             batch_size=128,
             learning_rate=2e-3,
-            max_steps=3600,
+            max_steps=2000,
             eval_every=200,
             eval_rows=950,
             checkpoint_every=200,
