@@ -8,34 +8,52 @@ negatives (:func:`training.dataset.hard_negative_table`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from training.build import TurnTexts
 from training.dialogue import Dialogue
 
+Position = tuple[int, int]  # (dialogue index, turn index of the response)
+
+
+def pair_positions(dialogues: Sequence[Dialogue]) -> list[Position]:
+    """Every ``(dialogue, k)`` with ``k >= 2``: turn k answers the turns before it.
+
+    Example:
+        >>> pair_positions([Dialogue("d", None, (("a",), ("b",), ("c",), ("d",)))])
+        [(0, 2), (0, 3)]
+    """
+    return [(i, k) for i, d in enumerate(dialogues) for k in range(2, d.n_turns)]
+
 
 def dialogue_pairs(
-    dialogues: Iterable[Dialogue], texts: TurnTexts, max_turns: int
+    dialogues: Sequence[Dialogue],
+    texts: TurnTexts,
+    max_turns: int,
+    positions: Sequence[Position] | None = None,
 ) -> Iterator[tuple[str, str, int]]:
-    """Every (context, next turn, 1) pair of the dialogues: turn k (k >= 2) answers the up to
-    ``max_turns`` turns before it.
+    """The (context, next turn, 1) pair at each position (default: every pair): turn k
+    answers the up to ``max_turns`` turns before it.
 
     Example:
         >>> d = Dialogue("d", None, (("a",), ("b",), ("c",), ("d",)))
         >>> [r for _, r, _ in dialogue_pairs([d], TurnTexts(Normalizer("none")), 20)]
         ['c __eou__', 'd __eou__']
     """
-    for d in dialogues:
-        for k in range(2, d.n_turns):
-            context = texts.context(d.turns[max(0, k - max_turns) : k])
-            yield context, texts.response(d.turns[k]), 1
+    for i, k in pair_positions(dialogues) if positions is None else positions:
+        turns = dialogues[i].turns
+        yield texts.context(turns[max(0, k - max_turns) : k]), texts.response(turns[k]), 1
 
 
 def hard_negative_rows(
-    dialogues: Sequence[Dialogue], texts: TurnTexts, max_turns: int, chunk: int = 2048
+    dialogues: Sequence[Dialogue],
+    texts: TurnTexts,
+    max_turns: int,
+    positions: Sequence[Position] | None = None,
+    chunk: int = 2048,
 ) -> list[tuple[str, str, int]]:
-    """Two label-0 rows for every pair of :func:`dialogue_pairs`, texts lexically close to
-    the context that do not answer it:
+    """Two label-0 rows for the pair at each position (default: every pair), texts lexically
+    close to the context that do not answer it:
 
     * a **restatement**: the context's own last turn (the message being answered);
     * **another user's question**: the opening turn of another training dialogue that is
@@ -58,12 +76,12 @@ def hard_negative_rows(
     lexical = TfidfModel.fit(openers)
     opener_rows = lexical.transform(openers)  # (dialogues, V)
     queries, meta = [], []
-    for i, d in enumerate(dialogues):
-        for k in range(2, d.n_turns):
-            context = texts.context(d.turns[max(0, k - max_turns) : k])
-            last = texts.response(d.turns[k - 1])
-            queries.append(last)
-            meta.append((i, context, last, texts.response(d.turns[k])))
+    for i, k in pair_positions(dialogues) if positions is None else positions:
+        turns = dialogues[i].turns
+        context = texts.context(turns[max(0, k - max_turns) : k])
+        last = texts.response(turns[k - 1])
+        queries.append(last)
+        meta.append((i, context, last, texts.response(turns[k])))
     rows: list[tuple[str, str, int]] = []
     for start in range(0, len(queries), chunk):
         part = meta[start : start + chunk]

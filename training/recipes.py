@@ -22,7 +22,7 @@ from typing import Any
 from chatbot.config import ModelConfig
 from training.build import BuildOptions, TurnTexts, split_dialogues, write_dataset
 from training.errors import BadRowCounter
-from training.pairs import dialogue_pairs, hard_negative_rows
+from training.pairs import dialogue_pairs, hard_negative_rows, pair_positions
 from training.pipeline import Recipe, TestSet
 from training.repository import RepositoryOptions, write_repository
 from training.sources.registry import SOURCES
@@ -60,16 +60,13 @@ def chitchat_recipe(
         options = BuildOptions(normalization=config.normalization, seed=seed, positives_only=True)
         splits, excluded = split_dialogues(dialogues, options.split)
         texts = TurnTexts(Normalizer(options.normalization))
-        pairs = list(dialogue_pairs(splits["train"], texts, options.max_turns))
+        train = splits["train"]
+        positions = pair_positions(train)
         rng = random.Random(f"{seed}:chitchat-train")
-        if len(pairs) > examples:
-            pairs = rng.sample(pairs, examples)
-        kept = {context for context, _, _ in pairs}
-        negatives = [
-            row
-            for row in hard_negative_rows(splits["train"], texts, options.max_turns)
-            if row[0] in kept
-        ]
+        if len(positions) > examples:
+            positions = rng.sample(positions, examples)
+        pairs = list(dialogue_pairs(train, texts, options.max_turns, positions))
+        negatives = hard_negative_rows(train, texts, options.max_turns, positions)
         rows = pairs + negatives
         rng.shuffle(rows)
         counts = write_dataset(data, splits, texts, options, train_rows=rows)
