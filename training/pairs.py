@@ -36,6 +36,7 @@ def dialogue_pairs(
     answers the up to ``max_turns`` turns before it.
 
     Example:
+        >>> from chatbot.text import Normalizer
         >>> d = Dialogue("d", None, (("a",), ("b",), ("c",), ("d",)))
         >>> [r for _, r, _ in dialogue_pairs([d], TurnTexts(Normalizer("none")), 20)]
         ['c __eou__', 'd __eou__']
