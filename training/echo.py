@@ -5,9 +5,9 @@ whose TF-IDF cosine with the user's last turn is at least ``echo_cosine``
 (:class:`chatbot.scoring.Scorer`). Too low a threshold removes real answers that share the
 question's words; too high lets restatements through. This module ranks the validation
 contexts through the served path with the rule off, then replays the rule at every threshold
-of a grid and keeps the one with the best MRR of the true reply over the top :data:`DEPTH`
-(ties: the fewer echoed top-1 replies, then the higher threshold), and saves it in the
-model's config.
+of a grid, and among the thresholds whose MRR of the true reply over the top :data:`DEPTH` is
+within one standard error of the best keeps the one with the fewest echoed top-1 replies
+(then the higher threshold), and saves it in the model's config.
 
 Example::
 
@@ -89,6 +89,7 @@ def replay_thresholds(
             {
                 "echo_cosine": float(threshold),
                 "mrr": float(np.mean(reciprocal)),
+                "mrr_se": float(np.std(reciprocal) / np.sqrt(len(reciprocal))),
                 "echoed_top1": float(np.mean(echoed)),
             }
         )
@@ -96,15 +97,19 @@ def replay_thresholds(
 
 
 def best_threshold(table: Sequence[Mapping[str, float]]) -> float:
-    """The threshold with the best MRR; ties: fewer echoed top-1s, then the higher threshold.
+    """Among the thresholds whose MRR is within one standard error of the best (a difference
+    the validation rows cannot tell from noise), the one with the fewest echoed top-1
+    replies; then the higher threshold.
 
     Example:
-        >>> best_threshold([{"echo_cosine": 0.5, "mrr": 0.2, "echoed_top1": 0.0},
-        ...                 {"echo_cosine": 0.9, "mrr": 0.2, "echoed_top1": 0.1}])
+        >>> best_threshold([{"echo_cosine": 0.5, "mrr": 0.20, "mrr_se": 0.01, "echoed_top1": 0.0},
+        ...                 {"echo_cosine": 0.9, "mrr": 0.205, "mrr_se": 0.01, "echoed_top1": 0.1}])
         0.5
     """
-    best = max(table, key=lambda t: (t["mrr"], -t["echoed_top1"], t["echo_cosine"]))
-    return float(best["echo_cosine"])
+    best = max(table, key=lambda t: t["mrr"])
+    close = [t for t in table if t["mrr"] >= best["mrr"] - best.get("mrr_se", 0.0)]
+    chosen = min(close, key=lambda t: (t["echoed_top1"], -t["echo_cosine"]))
+    return float(chosen["echo_cosine"])
 
 
 def tune_echo_cosine(
