@@ -11,6 +11,7 @@ Debian's Chromium through Playwright, asks each ``--question`` in turn and saves
 from __future__ import annotations
 
 import argparse
+import re
 import socket
 import sys
 import threading
@@ -67,7 +68,10 @@ def main() -> int:
             for n, question in enumerate(args.question):
                 page.fill(".cbw-input", question)
                 page.click(".cbw-send")
-                expect(page.locator(".cbw-bot .cbw-text")).to_have_count(n + 1, timeout=30_000)
+                replies = page.locator(".cbw-bot .cbw-text")
+                expect(replies).to_have_count(n + 1, timeout=30_000)
+                # The bubble shows a typing mark until the reply is in: wait for words.
+                expect(replies.nth(n)).to_have_text(re.compile(r"\w"), timeout=30_000)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(args.out), full_page=True)
             browser.close()
