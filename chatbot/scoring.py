@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 # A hybrid model re-ranks, for each context, the union of the repository's top RERANK_DEPTH
 # responses by the neural score and by the lexical one.
 RERANK_DEPTH = 256
+# Rows scored at once by Scorer.parts: bounds its (rows, candidates, dim) gather.
+_GATHER_ROWS = 4096
 # A hybrid model rewards word overlap, and the closest overlap is the user's own message: a
 # repository response this similar (TF-IDF cosine) to the last turn is a restatement, not an
 # answer, and is never returned by :meth:`Scorer.rank` (each model's value: ModelConfig).
@@ -230,9 +232,8 @@ class Scorer:
             )
         cand_idx = cand_idx.reshape(len(contexts), m)
         neural = np.empty((len(contexts), m), dtype=np.float32)
-        # Chunks bound the (rows, m, dim) gather.
-        for start in range(0, len(contexts), 4096):
-            part = slice(start, start + 4096)
+        for start in range(0, len(contexts), _GATHER_ROWS):
+            part = slice(start, start + _GATHER_ROWS)
             neural[part] = np.einsum(
                 "nd,nmd->nm", ctx_vecs[ctx_idx[part]], cand_vecs[cand_idx[part]]
             )

@@ -28,6 +28,7 @@ import numpy as np
 
 from chatbot.lexical import rowwise_dot
 from chatbot.text import split_turns
+from training.repository_eval import ECHO_REPORT_COSINE
 from training.sources.udc_csv import read_eval_rows
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 # Candidate thresholds; 2.0 is above any cosine: the rule off.
 ECHO_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 2.0)
 DEPTH = 100  # the served ranks looked at
-ECHOED_TOP1 = 0.5  # a top-1 reply this close to the last turn counts as echoed in the table
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def replay_thresholds(
         reciprocal, echoed = [], []
         for ranking, truth in zip(candidates, truths, strict=True):
             kept = [(s, c) for i, s, c in ranking if c < threshold and i not in truth.copies]
-            echoed.append(bool(kept) and kept[0][1] >= ECHOED_TOP1)
+            echoed.append(bool(kept) and kept[0][1] >= ECHO_REPORT_COSINE)
             rank = 1 + sum(s >= truth.score for s, _ in kept)
             # The list is the top of the ranking: past its end a rank is unknown (a miss).
             refused = truth.cosine >= threshold

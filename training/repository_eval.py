@@ -157,13 +157,12 @@ def evaluate_repository(
         repo_rows = tfidf.transform(repo)
         context_rows = tfidf.transform(contexts)
         ranks, best, wins = _rank_all(
-            lambda part: (context_rows[part] @ repo_rows.T).toarray(),
-            rowwise_dot(context_rows, tfidf.transform(truths)),
+            lambda part: {"tfidf": (context_rows[part] @ repo_rows.T).toarray()},
+            {"tfidf": rowwise_dot(context_rows, tfidf.transform(truths))},
             duplicates,
             distractors,
             progress,
-            "tfidf",
-        )
+        )["tfidf"]
         metrics = _metrics(ranks, wins)
         metrics.update(reply_rates([repo[i] for i in best]))
         report["systems"]["tfidf"] = metrics
@@ -216,71 +215,57 @@ def _score_model(
     if lexical is not None:
         context_rows = lexical.transform(contexts)
         true_cosine = rowwise_dot(context_rows, lexical.transform(truths)).astype(np.float32)
-    out = {}
-    cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
 
-    def parts(part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        key = (int(part[0]), len(part))
-        if key not in cache:
-            cache.clear()
-            neural = queries[part] @ index.vectors.T  # (chunk, N)
-            cosine = np.zeros_like(neural)
-            if context_rows is not None and repo_rows is not None:
-                cosine = (context_rows[part] @ repo_rows.T).toarray().astype(np.float32)
-            cache[key] = (neural, cosine)
-        return cache[key]
+    def system_scores(part: np.ndarray) -> dict[str, np.ndarray]:
+        # Both parts once per chunk of rows, then every system's score from them.
+        neural = queries[part] @ index.vectors.T  # (chunk, N)
+        cosine = np.zeros_like(neural)
+        if context_rows is not None and repo_rows is not None:
+            cosine = (context_rows[part] @ repo_rows.T).toarray().astype(np.float32)
+        return {s.name: _system_score(s, neural, cosine, scorer.bias) for s in systems}
 
-    for system in systems:
+    true_scores = {s.name: _system_score(s, true_neural, true_cosine, scorer.bias) for s in systems}
+    return _rank_all(system_scores, true_scores, duplicates, distractors, progress)
 
-        def full(part: np.ndarray, system: _System = system) -> np.ndarray:
-            neural, cosine = parts(part)
-            if not system.neural:
-                return cosine
-            return hybrid_score(neural, cosine, system.lexical_weight, scorer.bias)
 
-        true_full = (
-            hybrid_score(true_neural, true_cosine, system.lexical_weight, scorer.bias)
-            if system.neural
-            else true_cosine
-        )
-        out[system.name] = _rank_all(
-            full, true_full, duplicates, distractors, progress, system.name
-        )
-    return out
+def _system_score(
+    system: _System, neural: np.ndarray, cosine: np.ndarray, bias: float
+) -> np.ndarray:
+    if not system.neural:
+        return cosine
+    return hybrid_score(neural, cosine, system.lexical_weight, bias)
 
 
 def _rank_all(
-    score_rows: Callable[[np.ndarray], np.ndarray],
-    true_scores: np.ndarray,
+    score_rows: Callable[[np.ndarray], dict[str, np.ndarray]],
+    true_scores: dict[str, np.ndarray],
     duplicates: Sequence[np.ndarray],
     distractors: np.ndarray,
     progress: bool,
-    desc: str,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For every row: the true response's rank among all repository rows, the best repository
-    row, and whether it beats its 1-in-100 ``distractors``.
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """For every system and row: the true response's rank among all repository rows, the best
+    repository row, and whether it beats its 1-in-100 ``distractors``.
 
-    ``score_rows(part)`` gives the ``(len(part), N)`` scores of the rows ``part``.
+    ``score_rows(part)`` gives each system's ``(len(part), N)`` scores of the rows ``part``;
+    ``true_scores`` each system's scores of the true responses.
     """
-    n_rows = len(true_scores)
-    ranks = np.empty(n_rows, dtype=np.int64)
-    best = np.empty(n_rows, dtype=np.int64)
-    wins = np.empty(n_rows, dtype=bool)
-    for start in tqdm(
-        range(0, n_rows, _CHUNK_ROWS),
-        desc=f"repository: {desc}",
-        unit="chunk",
-        disable=not progress,
-    ):
+    n_rows = len(duplicates)
+    out = {
+        name: (np.empty(n_rows, np.int64), np.empty(n_rows, np.int64), np.empty(n_rows, bool))
+        for name in true_scores
+    }
+    starts = range(0, n_rows, _CHUNK_ROWS)
+    for start in tqdm(starts, desc="repository", unit="chunk", disable=not progress):
         part = np.arange(start, min(start + _CHUNK_ROWS, n_rows))
-        scores = score_rows(part)  # (chunk, N)
-        best[part] = np.argmax(scores, axis=1)
-        beaten = scores >= true_scores[part, None]  # ties count against the true response
-        for j, r in enumerate(part):
-            beaten[j, duplicates[r]] = False
-        ranks[part] = 1 + beaten.sum(axis=1)
-        wins[part] = ~np.take_along_axis(beaten, distractors[part], axis=1).any(axis=1)
-    return ranks, best, wins
+        for name, scores in score_rows(part).items():  # (chunk, N) each
+            ranks, best, wins = out[name]
+            best[part] = np.argmax(scores, axis=1)
+            beaten = scores >= true_scores[name][part, None]  # ties count against the truth
+            for j, r in enumerate(part):
+                beaten[j, duplicates[r]] = False
+            ranks[part] = 1 + beaten.sum(axis=1)
+            wins[part] = ~np.take_along_axis(beaten, distractors[part], axis=1).any(axis=1)
+    return out
 
 
 def _metrics(ranks: np.ndarray, wins_of_100: np.ndarray) -> dict[str, float]:

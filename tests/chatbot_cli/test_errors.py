@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,69 +40,44 @@ def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     return errors[0]
 
 
-Case = Callable[[Path, Path, Path, Path], list[str]]
-CASES: dict[str, tuple[Case, str]] = {
+# argv templates: {model}, {damaged} (a model with an edited config.json), {data} (an
+# evaluation CSV) and {tmp} (an empty folder) are filled in by the test.
+CASES: dict[str, tuple[str, str]] = {
     "eval: missing data file": (
-        lambda model, damaged, data, tmp: [
-            *("eval", "--model", str(model), "--data", str(tmp / "MISSING.csv")),
-            *("--json", str(tmp / "e.json")),
-        ],
+        "eval --model {model} --data {tmp}/MISSING.csv --json {tmp}/e.json",
         "MISSING.csv: No such file or directory",
     ),
     "eval: damaged config.json": (
-        lambda model, damaged, data, tmp: [
-            *("eval", "--model", str(damaged), "--data", str(data), "--json", str(tmp / "e.json")),
-        ],
+        "eval --model {damaged} --data {data} --json {tmp}/e.json",
         "config.json is damaged or was replaced (checksum mismatch)",
     ),
     "index: damaged config.json": (
-        lambda model, damaged, data, tmp: [
-            *("index", "--model", str(damaged), "--responses", str(data)),
-            *("--out", str(tmp / "index")),
-        ],
+        "index --model {damaged} --responses {data} --out {tmp}/index",
         "config.json is damaged",
     ),
     "index: missing responses": (
-        lambda model, damaged, data, tmp: [
-            *("index", "--model", str(model), "--responses", str(tmp / "none.jsonl")),
-            *("--out", str(tmp / "index")),
-        ],
+        "index --model {model} --responses {tmp}/none.jsonl --out {tmp}/index",
         "none.jsonl: No such file or directory",
     ),
     "index: not an artifact": (
-        lambda model, damaged, data, tmp: [
-            *("index", "--model", str(tmp), "--responses", str(data), "--out", str(tmp / "i")),
-        ],
+        "index --model {tmp} --responses {data} --out {tmp}/i",
         "not a model artifact (manifest.json is missing)",
     ),
     "train: missing training file": (
-        lambda model, damaged, data, tmp: [
-            *("train", "--preset", "tiny", "--train", str(tmp / "train.csv")),
-            *("--out", str(tmp / "m")),
-        ],
+        "train --preset tiny --train {tmp}/train.csv --out {tmp}/m",
         "train.csv: No such file or directory",
     ),
     "train: an evaluation file as training file": (
-        lambda model, damaged, data, tmp: [
-            *("train", "--preset", "tiny", "--train", str(data), "--out", str(tmp / "m")),
-        ],
+        "train --preset tiny --train {data} --out {tmp}/m",
         "test.csv",
     ),
     "ubuntu-model: no shared data": (
-        lambda model, damaged, data, tmp: [
-            *("ubuntu-model", "--shared-data", str(tmp / "nowhere"), "--out", str(tmp / "u")),
-        ],
+        "ubuntu-model --shared-data {tmp}/nowhere --out {tmp}/u",
         "nowhere: no shared data folder",
     ),
-    "demo: output folder is a file": (
-        lambda model, damaged, data, tmp: ["demo", "--build-only", "--out", str(data)],
-        "test.csv",
-    ),
+    "demo: output folder is a file": ("demo --build-only --out {data}", "test.csv"),
     "data build: missing input": (
-        lambda model, damaged, data, tmp: [
-            *("data", "build", "--source", "kaggle", "--input", str(tmp / "no.csv")),
-            *("--out", str(tmp / "d")),
-        ],
+        "data build --source kaggle --input {tmp}/no.csv --out {tmp}/d",
         "input not found",
     ),
 }
@@ -118,8 +92,9 @@ def test_problem_is_one_error_line_and_exit_2(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    make_argv, expected = CASES[case]
-    assert main(make_argv(model, damaged_model, eval_csv, tmp_path)) == 2
+    template, expected = CASES[case]
+    paths = {"model": model, "damaged": damaged_model, "data": eval_csv, "tmp": tmp_path}
+    assert main([part.format(**paths) for part in template.split()]) == 2
     assert expected in _one_error_line(capsys)
 
 
