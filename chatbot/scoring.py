@@ -284,7 +284,7 @@ class Scorer:
         queries = self.encoder.encode_contexts(contexts)  # (n, d) cM
         if self.is_hybrid:
             return self._rank_hybrid(contexts, last_turns, queries, repository, backend, k)
-        echo = self._echo_rule(repository)
+        echo = self._echo_rule(repository, last_turns)
         # With the echo rule some of the best are left out: look a little deeper.
         depth = min(len(repository), k if echo is None else 2 * k + 16)
         scores, ids = backend.search(queries, depth)  # (n, depth) each
@@ -293,7 +293,7 @@ class Scorer:
         for i, (row_s, row_i) in enumerate(zip(scores, ids, strict=True)):
             row_s, row_i = row_s[row_i >= 0], row_i[row_i >= 0]
             if echo is not None:
-                keep = echo(row_i, last_turns[i])
+                keep = echo(i, row_i)
                 row_s, row_i = row_s[keep], row_i[keep]
             out.append(
                 [(int(j), float(s + bias)) for s, j in zip(row_s[:k], row_i[:k], strict=True)]
@@ -301,17 +301,18 @@ class Scorer:
         return out
 
     def _echo_rule(
-        self, repository: ResponseIndex
-    ) -> Callable[[np.ndarray, str], np.ndarray] | None:
-        """``(repository ids, last turn) -> mask of the ids that do not restate it``, or
-        ``None`` when the rule is off or cannot apply (no TF-IDF model or rows)."""
+        self, repository: ResponseIndex, last_turns: Sequence[str]
+    ) -> Callable[[int, np.ndarray], np.ndarray] | None:
+        """``(context number, repository ids) -> mask of the ids that do not restate that
+        context's last turn``, or ``None`` when the rule is off or cannot apply (no TF-IDF
+        model or rows). The last turns are turned into TF-IDF once, for the whole batch."""
         lexical, rows = self.lexical, repository.lexical
         if lexical is None or rows is None or self.echo_cosine > 1.0:
             return None
+        last = lexical.transform(last_turns)  # (n, V)
 
-        def keep(ids: np.ndarray, last_turn: str) -> np.ndarray:
-            last = lexical.transform([last_turn])  # (1, V)
-            cosine = np.asarray((rows[ids] @ last.T).todense()).reshape(-1)  # (ids,)
+        def keep(i: int, ids: np.ndarray) -> np.ndarray:
+            cosine = np.asarray((rows[ids] @ last[i].T).todense()).reshape(-1)  # (ids,)
             return cosine < self.echo_cosine
 
         return keep
@@ -331,16 +332,14 @@ class Scorer:
         depth = min(len(repository), max(k, self.rerank_depth))
         _, neural_ids = backend.search(queries, depth)  # (n, depth)
         overlap = (lexical.transform(contexts) @ rows.T).tocsr()  # (n, N) sparse cosines
-        last = lexical.transform(last_turns)  # (n, V)
+        echo = self._echo_rule(repository, last_turns)
         out = []
         for i, query in enumerate(queries):
             row = overlap.getrow(i)
             lexical_ids = row.indices[np.argsort(-row.data, kind="stable")[:depth]]
             ids = np.union1d(neural_ids[i][neural_ids[i] >= 0], lexical_ids).astype(np.int64)
-            # The echo rule, on the candidates only: cosine with the user's last turn.
-            echo = np.asarray((rows[ids] @ last[i].T).todense()).reshape(-1)  # (candidates,)
-            if self.echo_cosine <= 1.0:
-                ids = ids[echo < self.echo_cosine]
+            if echo is not None:  # on the candidates only
+                ids = ids[echo(i, ids)]
             cosine = row[:, ids].toarray()[0]  # (candidates,)
             neural = repository.vectors[ids] @ query  # (candidates,)
             scores = hybrid_score(neural, cosine, self.lexical_weight, self.bias)
