@@ -1,47 +1,40 @@
-"""The HTTP service under load: latency and throughput with and without micro-batching.
+"""The HTTP service under load, serving what users get: the hybrid model over a real repository.
 
-Builds (once; reused from ``--workdir``) a model artifact with ``build_dual_encoder`` and
-``save_artifact`` (LSTM 256, embedding 100, vocabulary 20k, untrained weights: latency does
-not depend on them) and, for each repository size (100k and 1M by default), a generated index
-(random normalised vectors, texts "response <i>") with ``save_index``.
+For each repository size (100k and 1M by default) and each ``--variants`` entry, starts
+``chatbot serve`` (``python -m chatbot_cli serve``, the real entry point: memory-mapped index,
+micro-batching, ``--workers`` processes) on 127.0.0.1 and drives it with 1 and 32 concurrent
+clients (``--clients``). Variants are ``KIND:WORKERS``:
 
-For each size:
+* ``hybrid:W``: the hybrid model users are served (``bench/served_index.py``: the trained
+  Ubuntu model when built, else a stand-in of its shape) with ``n`` real utterances grown
+  with variants, their TF-IDF rows and postings;
+* ``neural:W``: (reference only) an untrained neural-only artifact over random vectors, what
+  this benchmark measured before.
 
-1. The ranking step alone (``--ranking``, on by default): the service's ``exact`` search
-   backend and faiss ``IndexFlatIP`` on the same index vectors, query batches of 1 and 32,
-   calls alternated so that both see the same machine load.
-2. Services at once, micro-batching on and off (``CHATBOT_BATCHING``; ``--batching on:0``
-   adds one with a 0 ms batch window, ``CHATBOT_BATCH_WINDOW_MS``), each
-   ``python -m uvicorn --factory service.app:create_app`` on 127.0.0.1 (the service compiles
-   every XLA shape before ``/readyz`` says ready). The phases (1 and 32 concurrent clients x
-   on/off) are interleaved for ``--rounds`` rounds, so that A and B share the machine's noise;
-   each cell reports its median round.
+Requests are the repository corpus's real contexts (``bench/served_corpus.py``), raw text
+(markers removed), so the handler normalises them as it would a user's.
 
-The load generator is ``wrk`` (a C client, one thread, ``-c`` connections, a Lua script that
-cycles through 512 prepared POST bodies) when it is installed, else an async httpx client in
-this process (``--client httpx`` forces it; it costs far more CPU per request). Each phase
-lasts ``--seconds``. Per phase it reads from the server's ``/metrics`` the model calls, mean
-batch size and model time per call, and from ``/proc`` and ``getrusage`` the CPU time the
-server and the client spent per request.
+The load generator is ``wrk`` (a C client, one thread, a Lua script cycling through 512
+prepared bodies) when installed, else an async httpx client in this process. Each phase lasts
+``--seconds`` after ``--warmup`` unmeasured seconds, ``--rounds`` times; each cell reports its
+median round. Per phase it reads from ``/metrics`` (summed over workers) the model calls, mean
+batch size and the mean time of each stage (normalise per request; encode, neural search,
+lexical search, fusion and filters per model call), and from ``/proc`` the server's memory:
+the PSS of all its processes added up (shared pages, such as the memory-mapped index, count
+once in all) and, for reference, their RSS added up.
 
-CPU placement: by default neither process is pinned (the server's TensorFlow and BLAS threads
-need both cores for a 1M product; wrk needs a few percent of one). ``--server-cpus`` and
-``--client-cpus`` (``taskset -c`` lists) pin them for comparison.
+Goals (issue 8; 2 cores, hybrid, 1M): 1 client p99 <= 60 ms; 32 clients without errors,
+p99 <= 500 ms and >= 4x the 1-client throughput; all server processes <= 2.5 GB.
 
-Prints p50/p99 latency and requests/s per configuration, the ratio of 32-client to 1-client
-throughput (goal >= 8x with micro-batching), and the 1M one-client p99 (goal <= 60 ms).
-
-Run: ``.venv/bin/python bench/service_load.py`` (``--sizes 20000 --seconds 5`` to shrink).
+Run: ``.venv/bin/python bench/service_load.py`` (``--sizes 100000 --seconds 5`` to shrink).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import random
 import resource
 import shutil
 import signal
@@ -56,61 +49,16 @@ from pathlib import Path
 
 # Before numpy/faiss load: idle OpenMP threads sleep instead of spinning on the shared cores.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
+from bench.served_corpus import DEFAULT_CSV
+from bench.served_index import neural_reference, served_index, served_model
+
 ROOT = Path(__file__).resolve().parent.parent
-WORDS = [f"word{i}" for i in range(2000)] + ["ubuntu", "install", "apt-get", "sudo", "grub"]
-
-
-def build_model(path: Path, vocab_size: int, hidden: int, normalization: str) -> None:
-    from chatbot.artifact import save_artifact
-    from chatbot.config import ModelConfig
-    from chatbot.model import build_dual_encoder
-    from chatbot.vocab import PAD, UNK, Vocab
-
-    config = ModelConfig(
-        vocab_size=vocab_size, embedding_dim=100, hidden_size=hidden, normalization=normalization
-    )
-    vocab = Vocab([PAD, UNK, *WORDS, *(f"v{i}" for i in range(vocab_size - 2 - len(WORDS)))])
-    model = build_dual_encoder(config, vocab_size=len(vocab))
-    save_artifact(path, model, vocab, config, name="bench")
-
-
-def ensure_artifacts(workdir: Path, sizes: list[int], args: argparse.Namespace) -> dict[int, Path]:
-    from chatbot.artifact import load_artifact
-    from chatbot.index import save_index
-
-    model_dir = workdir / "model"
-    if not (model_dir / "manifest.json").exists():
-        print(f"building the model artifact in {model_dir} ...", flush=True)
-        build_model(model_dir, args.vocab, args.hidden, args.normalization)
-    artifact = load_artifact(model_dir)
-    indexes = {}
-    for n in sizes:
-        index_dir = workdir / f"index-{n}"
-        manifest = index_dir / "manifest.json"
-        fresh = (
-            manifest.exists()
-            and json.loads(manifest.read_text()).get("model_checksum") == artifact.checksum
-        )
-        if not fresh:
-            print(f"building a {n:,}-vector index in {index_dir} ...", flush=True)
-            rng = np.random.default_rng(n)
-            vectors = rng.standard_normal((n, artifact.model.encoding_dim), dtype=np.float32)
-            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-            save_index(index_dir, vectors, [f"response {i}" for i in range(n)], artifact)
-        indexes[n] = index_dir
-    return indexes
-
-
-def contexts(count: int, seed: int) -> list[list[str]]:
-    """Conversations of 2-8 turns of 4-25 words: UDC-like, about 60-120 tokens."""
-    rng = random.Random(seed)
-    return [
-        [" ".join(rng.choices(WORDS, k=rng.randint(4, 25))) for _ in range(rng.randint(2, 8))]
-        for _ in range(count)
-    ]
+STAGES = ("normalise", "encode", "neural search", "lexical search", "fusion and filters")
+GOAL_P99_1_MS, GOAL_P99_32_MS, GOAL_SCALING, GOAL_MEMORY_GB = 60.0, 500.0, 4.0, 2.5
 
 
 WRK_SCRIPT = """
@@ -157,35 +105,39 @@ def taskset(cpus: str | None) -> list[str]:
     return ["taskset", "-c", cpus] if cpus else []
 
 
-class Server:
-    """``uvicorn --factory service.app:create_app`` in a subprocess, on 127.0.0.1."""
+def tree_memory_mb(pid: int) -> tuple[float, float]:
+    """(PSS, RSS) of a process and all its descendants added up, in MiB."""
+    pss = rss = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                name, _, value = line.partition(":")
+                if name in ("Pss", "Rss"):
+                    kb = float(value.split()[0])
+                    pss, rss = (pss + kb, rss) if name == "Pss" else (pss, rss + kb)
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:  # gone meanwhile
+            continue
+    return pss / 1024, rss / 1024
 
-    def __init__(self, model: Path, index: Path, variant: str, port: int, args):
-        threads = str(args.threads)
-        batching, _, window_ms = variant.partition(":")
-        window_ms = window_ms or (None if args.window_ms is None else str(args.window_ms))
+
+class Server:
+    """``chatbot serve`` in a subprocess, on 127.0.0.1."""
+
+    def __init__(self, model: Path, index: Path, workers: int, port: int, args) -> None:
         env = {
-            **os.environ,
-            "CHATBOT_MODEL_DIR": str(model),
-            "CHATBOT_INDEX_DIR": str(index),
-            "CHATBOT_BATCHING": "true" if batching == "on" else "false",
-            "CHATBOT_BACKEND": "exact",
-            "OMP_NUM_THREADS": threads,
-            "OPENBLAS_NUM_THREADS": threads,
-            "MKL_NUM_THREADS": threads,
+            **{k: v for k, v in os.environ.items() if not k.startswith("CHATBOT_")},
             "OMP_WAIT_POLICY": "PASSIVE",
             "TF_CPP_MIN_LOG_LEVEL": "2",
         }
-        if window_ms is not None:
-            env["CHATBOT_BATCH_WINDOW_MS"] = window_ms
-        if args.max_batch is not None:
-            env["CHATBOT_MAX_BATCH_SIZE"] = str(args.max_batch)
         command = [
-            *taskset(args.server_cpus), sys.executable, "-m", "uvicorn",
-            "service.app:create_app", "--factory", "--host", "127.0.0.1", "--port", str(port),
-            "--log-level", "warning", "--no-access-log",
+            *taskset(args.server_cpus), sys.executable, "-m", "chatbot_cli", "serve",
+            "--model", str(model), "--index", str(index), "--port", str(port),
+            "--workers", str(workers),
         ]  # fmt: skip
-        self.variant = variant
         self.url = f"http://127.0.0.1:{port}"
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         self.started = time.perf_counter()
@@ -202,39 +154,34 @@ class Server:
         while time.perf_counter() - self.started < timeout_s:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited ({self.process.returncode}):\n{self.log_tail()}")
-            with contextlib.suppress(OSError):
-                code, text = get(f"{self.url}/readyz", timeout=2)
-                if code == 200:
+            try:
+                if get(f"{self.url}/readyz", timeout=2)[0] == 200:
                     return time.perf_counter() - self.started
-                detail = json.loads(text).get("detail", "")
-                if detail and detail != "model is loading":
-                    raise RuntimeError(f"server not ready: {detail}\n{self.log_tail()}")
+            except OSError:
+                pass
             time.sleep(0.5)
         raise TimeoutError(f"server not ready after {timeout_s:.0f} s:\n{self.log_tail()}")
 
     def counters(self) -> dict[str, float]:
-        """Model calls, contexts, model and /respond seconds so far, and the server's CPU."""
-        text = get(f"{self.url}/metrics")[1]
-        wanted = {
-            "chatbot_batch_size_count": "calls",
-            "chatbot_batch_size_sum": "contexts",
-            "chatbot_model_seconds_sum": "model_s",
-            'chatbot_request_seconds_sum{route="/respond"}': "server_s",
-            'chatbot_request_seconds_count{route="/respond"}': "answered",
-        }
-        out = dict.fromkeys(wanted.values(), 0.0)
-        for line in text.splitlines():
+        """Model calls, contexts, answered requests and stage seconds so far (all workers)."""
+        out: dict[str, float] = {"calls": 0.0, "contexts": 0.0, "answered": 0.0}
+        for line in get(f"{self.url}/metrics")[1].splitlines():
             name, _, value = line.rpartition(" ")
-            if name in wanted:
-                out[wanted[name]] = float(value)
-        out["cpu_s"] = process_cpu_s(self.process.pid)
+            if name == "chatbot_batch_size_count":
+                out["calls"] = float(value)
+            elif name == "chatbot_batch_size_sum":
+                out["contexts"] = float(value)
+            elif name == 'chatbot_request_seconds_count{route="/respond"}':
+                out["answered"] = float(value)
+            elif name.startswith("chatbot_stage_seconds_sum{"):
+                out[name.split('"')[1]] = float(value)
         return out
 
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)  # uvicorn shuts down cleanly on SIGINT
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -319,109 +266,66 @@ def drive_httpx(url: str, bodies: list[dict], clients: int, seconds: float) -> P
     return Phase(len(ms), errors, wall, float(p50), float(p99), time.process_time() - before)
 
 
-def bench_ranking(index_dir: Path, model_dir: Path, args) -> list[tuple]:
-    """The service's ``exact`` backend vs faiss IndexFlatIP on the index's vectors."""
-    import faiss
-
-    from chatbot.artifact import load_artifact
-    from chatbot.index import load_index
-    from chatbot.search import make_backend
-
-    faiss.omp_set_num_threads(args.threads)
-    vectors = np.ascontiguousarray(load_index(index_dir, load_artifact(model_dir)).vectors)
-    vectors = vectors.astype(np.float32, copy=False)
-    exact = make_backend("exact", vectors)
-    flat = faiss.IndexFlatIP(vectors.shape[1])
-    flat.add(vectors)
-    faiss.cvar.distance_compute_blas_threshold = 1024  # as chatbot/search.py (docs/performance.md)
-    engines = {
-        f"exact ({getattr(exact, 'precision', '?')})": lambda q: exact.search(q, args.k),
-        "faiss IndexFlatIP": lambda q: flat.search(q, args.k),
-    }
-    rng = np.random.default_rng(0)
-    rows = []
-    for batch in (1, 32):
-        queries = rng.standard_normal((batch, vectors.shape[1]), dtype=np.float32)
-        times: dict[str, list[float]] = {name: [] for name in engines}
-        for fn in engines.values():  # first call of each shape compiles: not timed
-            fn(queries)
-        deadline = time.perf_counter() + args.ranking_seconds
-        while time.perf_counter() < deadline or min(map(len, times.values())) < 5:
-            for name, fn in engines.items():
-                start = time.perf_counter()
-                fn(queries)
-                times[name].append(time.perf_counter() - start)
-        for name, t in times.items():
-            ms = np.array(t) * 1e3
-            p50, p99 = np.percentile(ms, [50, 99])
-            rows.append((len(vectors), name, batch, len(ms), p50, p99, p50 / batch))
-    return rows
-
-
-def run_size(args, model: Path, index: Path, n: int) -> list[tuple]:
-    bodies = [{"context": c, "k": args.k} for c in contexts(512, seed=1)]
-    bodies_file = args.workdir / "bodies.jsonl"
-    bodies_file.write_text("".join(json.dumps(b) + "\n" for b in bodies))
+def run_variant(args, n: int, variant: str, bodies_file: Path, bodies: list[dict]) -> list[tuple]:
+    kind, _, workers_text = variant.partition(":")
+    workers = int(workers_text or 1)
+    if kind == "hybrid":
+        model, _ = served_model(args.workdir, args.csv)
+        index, _, _ = served_index(args.workdir, model, n, args.csv)
+    elif kind == "neural":
+        model, index = neural_reference(args.workdir, n)
+    else:
+        raise SystemExit(f"error: unknown variant kind {kind!r}: hybrid or neural")
     script = args.workdir / "respond.lua"
     script.write_text(WRK_SCRIPT)
-    servers = {v: Server(model, index, v, args.port + i, args) for i, v in enumerate(args.batching)}
-    phases: dict[tuple[str, int], list[tuple[Phase, dict]]] = {}
+    server = Server(model, index, workers, args.port, args)
+    rows = []
     try:
-        for b, server in servers.items():
-            ready = server.wait_ready(args.ready_timeout)
-            print(
-                f"N={n:,} batching {b}: ready (load + XLA warm-up) in {ready:.1f} s",
-                flush=True,
-            )
+        ready = server.wait_ready(args.ready_timeout)
+        pss, rss = tree_memory_mb(server.process.pid)
+        print(f"\nN={n:,} {variant}: ready in {ready:.1f} s; memory PSS {pss:,.0f} MiB "
+              f"(RSS {rss:,.0f} MiB)", flush=True)  # fmt: skip
 
-        def phase(server: Server, clients: int, seconds: float) -> Phase:
+        def phase(clients: int, seconds: float) -> Phase:
             if args.client == "wrk":
                 return drive_wrk(
                     server.url, bodies_file, script, clients, seconds, args.client_cpus
                 )
             return drive_httpx(server.url, bodies, clients, seconds)
 
-        for server in servers.values():  # connections, caches: not measured
-            for clients in args.clients:
-                phase(server, clients, args.warmup)
-        for r in range(args.rounds):
-            for clients in args.clients:
-                for b, server in servers.items():
-                    before = server.counters()
-                    result = phase(server, clients, args.seconds)
-                    after = server.counters()
-                    delta = {key: after[key] - before[key] for key in after}
-                    phases.setdefault((b, clients), []).append((result, delta))
-                    report(n, b, clients, r, result, delta)
+        for clients in args.clients:
+            phase(clients, args.warmup)  # connections, caches, page faults: not measured
+            runs = []
+            for r in range(args.rounds):
+                before = server.counters()
+                result = phase(clients, args.seconds)
+                after = server.counters()
+                delta = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in after}
+                runs.append((result, delta))
+                report(n, variant, clients, r, result, delta)
+            runs.sort(key=lambda run: run[0].ok / run[0].wall_s)
+            result, _ = runs[len(runs) // 2]  # the median round by throughput
+            pss, rss = tree_memory_mb(server.process.pid)
+            rows.append((n, variant, clients, result.ok, len(result.errors), result.p50_ms,
+                         result.p99_ms, result.ok / result.wall_s, pss, rss))  # fmt: skip
     finally:
-        for server in servers.values():
-            server.stop()
-    rows = []
-    for (b, clients), runs in phases.items():
-        runs.sort(key=lambda run: run[0].ok / run[0].wall_s)
-        result, _ = runs[len(runs) // 2]  # the median round by throughput
-        rate = result.ok / result.wall_s
-        rows.append(
-            (n, b, clients, result.ok, len(result.errors), result.p50_ms, result.p99_ms, rate)
-        )
+        server.stop()
     return rows
 
 
-def report(n: int, batching: str, clients: int, r: int, result: Phase, delta: dict) -> None:
+def report(n: int, variant: str, clients: int, r: int, result: Phase, delta: dict) -> None:
     done = max(delta["answered"], 1)
     calls = max(delta["calls"], 1)
+    stages = ", ".join(
+        f"{stage} {1000 * delta[stage] / (done if stage == 'normalise' else calls):.2f}"
+        for stage in STAGES
+        if stage in delta
+    )
     print(
-        f"  round {r} batching {batching:<4} {clients:>2} clients: "
-        f"{result.ok} ok in {result.wall_s:.1f} s = {result.ok / result.wall_s:.1f} req/s; "
-        f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms | server: "
-        f"{delta['calls']:.0f} model calls, mean batch {delta['contexts'] / calls:.1f}, "
-        f"{1000 * delta['model_s'] / calls:.1f} ms per model call "
-        f"({100 * delta['model_s'] / result.wall_s:.0f}% of the wall time), "
-        f"{1000 * delta['server_s'] / done:.1f} ms in the server per request, "
-        f"CPU {1000 * delta['cpu_s'] / done:.1f} ms per request "
-        f"({100 * delta['cpu_s'] / result.wall_s:.0f}% of one core) | client CPU "
-        f"{1000 * result.client_cpu_s / done:.2f} ms per request "
-        f"({100 * result.client_cpu_s / result.wall_s:.0f}% of one core)",
+        f"  round {r} {variant:<9} {clients:>2} clients: {result.ok} ok in {result.wall_s:.1f} s "
+        f"= {result.ok / result.wall_s:.1f} req/s; p50 {result.p50_ms:.1f} ms, p99 "
+        f"{result.p99_ms:.1f} ms | {delta['calls']:.0f} model calls, mean batch "
+        f"{delta['contexts'] / calls:.1f}; mean ms per stage: {stages}",
         flush=True,
     )
     for e in result.errors[:3]:
@@ -431,106 +335,70 @@ def report(n: int, batching: str, clients: int, r: int, result: Phase, delta: di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--variants", nargs="+", default=["hybrid:2", "hybrid:1", "neural:2"])
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 32])
-    parser.add_argument(
-        "--batching",
-        nargs="+",
-        default=["on", "off"],
-        help="variants run side by side: on, off, or on:W (a batch window of W ms)",
-    )
-    parser.add_argument("--seconds", type=float, default=8.0, help="one load phase (s)")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per cell")
-    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured load per cell (s)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="one load phase (s)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per cell")
+    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured load per cell (s)")
     parser.add_argument("--client", choices=["wrk", "httpx"], default=None, help="default: wrk")
     parser.add_argument("--server-cpus", default=None, help="taskset -c list for the server")
     parser.add_argument("--client-cpus", default=None, help="taskset -c list for wrk")
-    parser.add_argument("--window-ms", type=float, default=None, help="CHATBOT_BATCH_WINDOW_MS")
-    parser.add_argument("--max-batch", type=int, default=None, help="CHATBOT_MAX_BATCH_SIZE")
-    parser.add_argument(
-        "--ranking", action=argparse.BooleanOptionalAction, default=True,
-        help="time the ranking step alone (exact vs faiss IndexFlatIP)",
-    )  # fmt: skip
-    parser.add_argument("--ranking-seconds", type=float, default=3.0)
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--vocab", type=int, default=20_000)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--normalization", default="udc", help="udc, tokenize or none")
-    parser.add_argument("--threads", type=int, default=2, help="server BLAS/OpenMP threads")
+    parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--ready-timeout", type=float, default=300.0)
+    parser.add_argument("--ready-timeout", type=float, default=600.0)
+    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     parser.add_argument(
         "--workdir",
         type=Path,
-        default=Path(tempfile.gettempdir()) / "chatbot-bench" / "service",
-        help="model artifact and indexes (reused when present)",
+        default=Path(tempfile.gettempdir()) / "chatbot-bench-served",
+        help="artifacts and indexes (shared with bench/served_path.py; reused when present)",
     )
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if args.normalization == "udc":
-        try:
-            from chatbot.text import Normalizer
-
-            Normalizer("udc")
-        except Exception as exc:  # no WordNet data here: still measure, say so
-            print(f"udc normalisation unavailable ({exc}); using 'tokenize'")
-            args.normalization = "tokenize"
-
     if args.client is None:
         args.client = "wrk" if shutil.which("wrk") else "httpx"
         if args.client == "httpx":
             print("wrk not found (apt-get install wrk): using the httpx client, which is slower")
     if args.client == "wrk" and not shutil.which("wrk"):
         parser.error("wrk is not installed (apt-get install wrk)")
-    if args.client == "httpx" and args.client_cpus:
-        os.sched_setaffinity(0, {int(c) for c in args.client_cpus.split(",")})
-    print(
-        f"client {args.client}; server CPUs {args.server_cpus or 'all'}, "
-        f"client CPUs {args.client_cpus or 'all'}",
-        flush=True,
-    )
     args.workdir.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    indexes = ensure_artifacts(args.workdir, args.sizes, args)
-    print(f"artifacts ready in {time.perf_counter() - start:.0f} s ({args.workdir})")
+    _, model_line = served_model(args.workdir, args.csv)
+    print(f"client {args.client}; hybrid model: {model_line}; {os.cpu_count()} CPUs", flush=True)
 
-    rows, ranking = [], []
+    rows = []
     for n in args.sizes:
-        if args.ranking:
-            ranking += bench_ranking(indexes[n], args.workdir / "model", args)
-        rows += run_size(args, args.workdir / "model", indexes[n], n)
-
-    if ranking:
-        print("\nthe ranking step alone (same vectors, calls alternated)")
-        print(f"{'N':>9} {'engine':>22} {'batch':>5} {'calls':>5} {'p50 ms':>8} {'p99 ms':>8} "
-              f"{'ms/query':>8}")  # fmt: skip
-        for n, name, batch, calls, p50, p99, per_query in ranking:
-            print(f"{n:>9,} {name:>22} {batch:>5} {calls:>5} {p50:>8.1f} {p99:>8.1f} "
-                  f"{per_query:>8.2f}")  # fmt: skip
+        model, _ = served_model(args.workdir, args.csv)
+        _, queries, source = served_index(args.workdir, model, n, args.csv)
+        print(f"requests: real contexts ({source})")
+        raw = [" ".join(w for w in q.split() if w not in ("__eou__", "__eot__")) for q in queries]
+        bodies = [{"context": [text], "k": args.k} for text in raw]
+        bodies_file = args.workdir / "bodies.jsonl"
+        bodies_file.write_text("".join(json.dumps(b) + "\n" for b in bodies))
+        for variant in args.variants:
+            rows += run_variant(args, n, variant, bodies_file, bodies)
 
     print(
-        f"\nsummary ({args.client}; latency per request as the client saw it, HTTP included; "
-        f"median of {args.rounds} rounds)"
+        f"\nsummary ({args.client}; latency as the client saw it; median of {args.rounds} rounds)"
     )
-    print(f"{'N':>9} {'batching':>8} {'clients':>7} {'ok':>5} {'err':>4} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'req/s':>7}")  # fmt: skip
-    for n, on, clients, ok, err, p50, p99, rate in rows:
-        print(f"{n:>9,} {on:>8} {clients:>7} {ok:>5} {err:>4} {p50:>8.1f} {p99:>8.1f} {rate:>7.1f}")
+    print(f"{'N':>9} {'variant':>9} {'clients':>7} {'ok':>6} {'err':>4} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'req/s':>7} {'PSS MiB':>8} {'RSS MiB':>8}")  # fmt: skip
+    for n, variant, clients, ok, err, p50, p99, rate, pss, rss in rows:
+        print(f"{n:>9,} {variant:>9} {clients:>7} {ok:>6} {err:>4} {p50:>8.1f} {p99:>8.1f} "
+              f"{rate:>7.1f} {pss:>8,.0f} {rss:>8,.0f}")  # fmt: skip
+    by_cell = {(n, v, c): (err, p99, rate, pss) for n, v, c, _, err, _, p99, rate, pss, _ in rows}
     lo, hi = min(args.clients), max(args.clients)
-    rates = {(n, b, c): rate for n, b, c, *_, rate in rows}
-    for n in args.sizes:
-        for setting in args.batching:
-            b = setting
-            if (n, b, lo) in rates and (n, b, hi) in rates:
-                ratio = rates[(n, b, hi)] / rates[(n, b, lo)]
-                verdict = "meets" if ratio >= 8 else "misses"
-                print(
-                    f"N={n:,} batching {setting}: {hi}-client / {lo}-client throughput "
-                    f"{ratio:.2f}x (goal >= 8x: {verdict})"
-                )
-    for n, on, clients, _, _, _, p99, _ in rows:
-        if n == 1_000_000 and clients == 1:
-            verdict = "meets" if p99 <= 60 else "misses"
-            print(f"N=1M, 1 client, batching {on}: p99 {p99:.1f} ms (goal <= 60: {verdict})")
+    for (n, variant, clients), (err, p99, rate, pss) in by_cell.items():
+        if not variant.startswith("hybrid"):
+            continue
+        goals = [f"memory {pss / 1024:.2f} GB (<= {GOAL_MEMORY_GB})"]
+        if clients == lo:
+            goals.append(f"p99 {p99:.1f} ms (<= {GOAL_P99_1_MS:g})")
+        if clients == hi and (n, variant, lo) in by_cell:
+            scaling = rate / by_cell[(n, variant, lo)][2]
+            goals.append(f"errors {err} (0)")
+            goals.append(f"p99 {p99:.1f} ms (<= {GOAL_P99_32_MS:g})")
+            goals.append(f"throughput {scaling:.2f}x one client (>= {GOAL_SCALING:g}x)")
+        print(f"goals N={n:,} {variant} {clients} clients: " + "; ".join(goals))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,15 @@ Layout::
     vectors.f16.npy   the same in float16 (half the memory, for large repositories/GPUs)
     texts.jsonl       one JSON string a line: the text shown for each vector
     normalized.jsonl  the same responses as the model saw them (normalised), when known
-    lexical.npz       hybrid models only: the responses' sparse TF-IDF rows (scipy CSR)
+    lexical.*.npy     with a TF-IDF model: the responses' TF-IDF rows (CSR data, indices, indptr)
+    postings.*.npy    the same inverted, heaviest first (chatbot.postings), for lexical search
+    vectors.ivf.faiss large repositories: an approximate neural index (chatbot.ann)
     manifest.json     format, model version and weights checksum, n, dim, file checksums
+
+Everything is memory-mapped when loaded, so that the worker processes of one machine share
+one copy of the pages, and texts are decoded only when shown (:mod:`chatbot.jsonl_texts`).
+Indexes written before the ``.npy`` layout hold their TF-IDF rows in ``lexical.npz``; they
+still load (their postings are then built in memory).
 
 An index is tied to the model that encoded it: loading it for another model fails. Its
 manifest says whether the shown texts are what people wrote (``"display": "raw"``) or only
@@ -26,9 +33,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from chatbot.ann import ANN_FILE, ANN_MIN_RESPONSES, build_ivf
 from chatbot.artifact import Artifact
 from chatbot.errors import IndexLoadError
 from chatbot.files import atomic_dir, check_files, sha256_file, write_json
+from chatbot.jsonl_texts import JsonlTexts, write_jsonl
+from chatbot.postings import FILES as POSTINGS_FILES
+from chatbot.postings import Postings
 
 FORMAT = 1
 VECTORS = "vectors.f32.npy"
@@ -36,8 +47,14 @@ VECTORS_F16 = "vectors.f16.npy"
 TEXTS = "texts.jsonl"
 NORMALIZED = "normalized.jsonl"
 DISPLAYS = ("raw", "normalized")
-LEXICAL = "lexical.npz"
+LEXICAL = {
+    "data": "lexical.data.npy",
+    "indices": "lexical.indices.npy",
+    "indptr": "lexical.indptr.npy",
+}
+LEXICAL_NPZ = "lexical.npz"  # the layout before memory-mapping
 MANIFEST = "manifest.json"
+PRECISIONS = ("float32", "float16")
 
 
 @dataclass(frozen=True)
@@ -50,11 +67,17 @@ class ResponseIndex:
         2
     """
 
-    vectors: np.ndarray
-    texts: list[str]
+    vectors: np.ndarray  # (n, d) float32, or float16 when loaded so
+    texts: Sequence[str]
     manifest: dict[str, Any]
-    lexical: sp.csr_matrix | None = None  # (n, lexical vocabulary) TF-IDF rows, hybrid models
-    normalized: list[str] | None = None  # the texts as the model saw them, when stored
+    lexical: sp.csr_matrix | None = None  # (n, lexical vocabulary) TF-IDF rows
+    normalized: Sequence[str] | None = None  # the texts as the model saw them, when stored
+    postings: Postings | None = None  # ``lexical`` inverted, for lexical search
+    ann_path: Path | None = None  # the stored approximate neural index, when there is one
+
+    def __post_init__(self) -> None:
+        if self.lexical is not None and self.postings is None:
+            object.__setattr__(self, "postings", Postings.from_rows(self.lexical))
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -84,6 +107,8 @@ def save_index(
     lexical: sp.csr_matrix | None = None,
     normalized: Sequence[str] | None = None,
     display: str = "raw",
+    ann: bool | None = None,
+    progress: bool = False,
 ) -> Path:
     """Writes an index for ``artifact`` to ``path`` (replacing it) atomically.
 
@@ -97,6 +122,9 @@ def save_index(
         normalized: the responses as the model saw them.
         display: ``raw`` when ``texts`` are what people wrote, ``normalized`` when they are
             only the normalised form.
+        ann: also write an approximate neural index (:mod:`chatbot.ann`); by default from
+            :data:`chatbot.ann.ANN_MIN_RESPONSES` responses up.
+        progress: show progress bars.
     """
     if len(vectors) != len(texts):
         raise ValueError(f"{len(vectors)} vectors but {len(texts)} texts")
@@ -111,14 +139,21 @@ def save_index(
     with atomic_dir(path) as tmp:
         np.save(tmp / VECTORS, vectors.astype(np.float32))
         np.save(tmp / VECTORS_F16, vectors.astype(np.float16))
-        _write_jsonl(tmp / TEXTS, texts)
+        write_jsonl(tmp / TEXTS, texts)
         names = [VECTORS, VECTORS_F16, TEXTS]
         if normalized is not None:
-            _write_jsonl(tmp / NORMALIZED, normalized)
+            write_jsonl(tmp / NORMALIZED, normalized)
             names.append(NORMALIZED)
         if lexical is not None:
-            sp.save_npz(tmp / LEXICAL, sp.csr_matrix(lexical, dtype=np.float32))
-            names.append(LEXICAL)
+            rows = sp.csr_matrix(lexical, dtype=np.float32)
+            rows.sum_duplicates()
+            for part, name in LEXICAL.items():
+                np.save(tmp / name, getattr(rows, part))
+            names += [*LEXICAL.values(), *Postings.from_rows(rows).save(tmp)]
+        ann_info = None
+        if ann or (ann is None and len(texts) >= ANN_MIN_RESPONSES):
+            ann_info = build_ivf(vectors, tmp / ANN_FILE, progress=progress)
+            names.append(ANN_FILE)
         manifest = {
             "format": FORMAT,
             "model_version": artifact.version,
@@ -127,6 +162,8 @@ def save_index(
             "dim": int(vectors.shape[1]),
             "source": source,
             "display": display,
+            **({"lexical_words": int(lexical.shape[1])} if lexical is not None else {}),
+            **({"ann": ann_info} if ann_info is not None else {}),
             "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "files": {name: sha256_file(tmp / name) for name in names},
         }
@@ -134,18 +171,9 @@ def save_index(
     return path
 
 
-def load_index(
-    path: str | Path, artifact: Artifact | None = None, verify: bool = True
-) -> ResponseIndex:
-    """Loads the index at ``path``; with ``artifact``, checks it was built by that model.
-
-    Args:
-        path: the index directory.
-        artifact: the model that will query it.
-        verify: check file checksums (reads every byte once more; off for very large indexes).
-    """
-    path = Path(path)
-    manifest_path = path / MANIFEST
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """The manifest of the index at ``path`` (its size, model, files), checked for format."""
+    manifest_path = Path(path) / MANIFEST
     if not manifest_path.is_file():
         raise IndexLoadError(f"{path}: not a response index ({MANIFEST} is missing)")
     try:
@@ -154,23 +182,59 @@ def load_index(
         raise IndexLoadError(f"{manifest_path}: damaged ({exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise IndexLoadError(f"{manifest_path}: not an index manifest of format {FORMAT}")
+    return manifest
+
+
+def load_index(
+    path: str | Path,
+    artifact: Artifact | None = None,
+    verify: bool = True,
+    precision: str = "float32",
+) -> ResponseIndex:
+    """Loads (memory-maps) the index at ``path``; with ``artifact``, checks it fits that model.
+
+    Args:
+        path: the index directory.
+        artifact: the model that will query it.
+        verify: check file checksums (reads every byte once more; off for very large indexes).
+        precision: ``float32`` vectors, or the ``float16`` copy (half the memory).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+    path = Path(path)
+    manifest = read_manifest(path)
     if artifact is not None and manifest.get("model_checksum") != artifact.checksum:
         raise IndexLoadError(
             f"{path}: built by model {manifest.get('model_version')}, not by {artifact.version} "
             f"(re-run `chatbot index --model {artifact.path} ...`)"
         )
-    has_lexical = LEXICAL in manifest.get("files", {})
+    listed = manifest.get("files", {})
+    lexical_files = tuple(LEXICAL.values()) if LEXICAL["data"] in listed else ()
+    if not lexical_files and LEXICAL_NPZ in listed:
+        lexical_files = (LEXICAL_NPZ,)
+    has_lexical = bool(lexical_files)
     if artifact is not None and artifact.config.lexical_weight > 0 and not has_lexical:
         raise IndexLoadError(
-            f"{path}: has no {LEXICAL}, which the hybrid model {artifact.version} needs "
+            f"{path}: has no lexical (TF-IDF) rows, which the hybrid model "
+            f"{artifact.version} needs "
             f"(re-run `chatbot index --model {artifact.path} ...`)"
         )
-    has_normalized = NORMALIZED in manifest.get("files", {})
-    optional = (LEXICAL,) * has_lexical + (NORMALIZED,) * has_normalized
-    check_files(path, manifest["files"], (VECTORS, TEXTS, *optional), IndexLoadError, verify)
-    vectors = np.load(path / VECTORS)
-    texts = _read_jsonl(path / TEXTS)
-    normalized = _read_jsonl(path / NORMALIZED) if has_normalized else None
+    has_normalized = NORMALIZED in listed
+    has_postings = all(name in listed for name in POSTINGS_FILES.values())
+    has_ann = ANN_FILE in listed
+    vectors_file = VECTORS if precision == "float32" else VECTORS_F16
+    optional = (
+        lexical_files
+        + (NORMALIZED,) * has_normalized
+        + tuple(POSTINGS_FILES.values()) * has_postings
+        + (ANN_FILE,) * has_ann
+    )
+    check_files(path, listed, (vectors_file, TEXTS, *optional), IndexLoadError, verify)
+    # Copy-on-write pages: shared until written (nothing writes them), and writable, which
+    # TensorFlow needs to read them in place (chatbot.search).
+    vectors = np.load(path / vectors_file, mmap_mode="c")
+    texts = JsonlTexts(path / TEXTS)
+    normalized = JsonlTexts(path / NORMALIZED) if has_normalized else None
     if normalized is not None and len(normalized) != len(texts):
         raise IndexLoadError(f"{path}: {len(normalized)} normalised texts, {len(texts)} texts")
     if vectors.shape != (manifest["n"], manifest["dim"]) or len(texts) != manifest["n"]:
@@ -183,26 +247,50 @@ def load_index(
             f"{path}: vectors of size {manifest['dim']}, "
             f"the model encodes {artifact.model.encoding_dim}"
         )
-    lexical = sp.load_npz(path / LEXICAL).tocsr() if has_lexical else None
-    if lexical is not None and lexical.shape[0] != len(texts):
-        raise IndexLoadError(f"{path}: {LEXICAL} has {lexical.shape[0]} rows, not {len(texts)}")
-    lexical_model = artifact.lexical if artifact is not None else None
-    if lexical is not None and lexical_model is not None and lexical.shape[1] != len(lexical_model):
-        raise IndexLoadError(
-            f"{path}: {LEXICAL} has {lexical.shape[1]} columns, the model's TF-IDF "
-            f"vocabulary {len(lexical_model)} (re-run `chatbot index`)"
-        )
+    lexical = _load_lexical(path, lexical_files, manifest, artifact)
+    postings = None
+    if lexical is not None:
+        postings = Postings.load(path) if has_postings else Postings.from_rows(lexical)
+        if postings.n_words != lexical.shape[1]:
+            raise IndexLoadError(
+                f"{path}: postings of {postings.n_words} words, TF-IDF rows of {lexical.shape[1]}"
+            )
     return ResponseIndex(
-        vectors=vectors, texts=texts, manifest=manifest, lexical=lexical, normalized=normalized
+        vectors=vectors,
+        texts=texts,
+        manifest=manifest,
+        lexical=lexical,
+        normalized=normalized,
+        postings=postings,
+        ann_path=path / ANN_FILE if has_ann else None,
     )
 
 
-def _write_jsonl(path: Path, texts: Sequence[str]) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for text in texts:
-            f.write(json.dumps(text, ensure_ascii=False) + "\n")
+def _load_lexical(
+    path: Path, files: tuple[str, ...], manifest: dict[str, Any], artifact: Artifact | None
+) -> sp.csr_matrix | None:
+    """The TF-IDF rows, memory-mapped (or, from the old ``lexical.npz``, read)."""
+    if not files:
+        return None
+    n = int(manifest["n"])
+    if files == (LEXICAL_NPZ,):
+        rows = sp.load_npz(path / LEXICAL_NPZ).tocsr()
+    else:
+        data, indices, indptr = (np.load(path / LEXICAL[k], mmap_mode="r") for k in LEXICAL)
+        if len(indptr) != n + 1 or len(data) != len(indices) or indptr[-1] != len(data):
+            raise IndexLoadError(f"{path}: TF-IDF row arrays do not fit together or {n} rows")
+        width = int(manifest.get("lexical_words", _width(indices)))
+        rows = sp.csr_matrix((data, indices, indptr), shape=(n, width), copy=False)
+    if rows.shape[0] != n:
+        raise IndexLoadError(f"{path}: {rows.shape[0]} TF-IDF rows, not {n}")
+    model = artifact.lexical if artifact is not None else None
+    if model is not None and rows.shape[1] != len(model):
+        raise IndexLoadError(
+            f"{path}: TF-IDF rows of {rows.shape[1]} columns, the model's TF-IDF "
+            f"vocabulary {len(model)} (re-run `chatbot index`)"
+        )
+    return rows
 
 
-def _read_jsonl(path: Path) -> list[str]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
+def _width(indices: np.ndarray) -> int:
+    return int(indices.max()) + 1 if len(indices) else 0

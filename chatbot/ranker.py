@@ -10,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from chatbot.ann import NPROBE, StoredIvfSearch
 from chatbot.artifact import load_artifact
 from chatbot.encoder import TextEncoder
-from chatbot.index import ResponseIndex, load_index
+from chatbot.index import ResponseIndex, load_index, read_manifest
 from chatbot.scoring import Scorer
-from chatbot.search import SearchBackend, make_backend, padded_query_rows
+from chatbot.search import SearchBackend, make_backend, padded_query_rows, stored_precision
 from chatbot.text import Normalizer
+from chatbot.timing import StageTimes
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,14 @@ class Hit:
 
     text: str
     score: float
+
+
+@dataclass(frozen=True)
+class Query:
+    """A context as the model reads it: made by :meth:`Ranker.prepare`, off the model thread."""
+
+    context: str  # the normalised context
+    last_turn: str  # its normalised last turn, for the echo rule
 
 
 class Ranker:
@@ -55,25 +65,48 @@ class Ranker:
         self.model_version = model_version
 
     @classmethod
-    def load(cls, model_dir: str | Path, index_dir: str | Path, backend: str = "exact") -> Ranker:
-        """Loads a model artifact and its index; both are checked (see ``chatbot.artifact``)."""
+    def load(cls, model_dir: str | Path, index_dir: str | Path, backend: str = "auto") -> Ranker:
+        """Loads a model artifact and its index; both are checked (see ``chatbot.artifact``).
+
+        ``auto`` searches with the index's stored approximate index when it has one
+        (large repositories, :mod:`chatbot.ann`), else exactly.
+        """
         artifact = load_artifact(model_dir)
-        index = load_index(index_dir, artifact)
+        manifest = read_manifest(index_dir)
+        precision = stored_precision(backend, int(manifest["n"]) * int(manifest["dim"]))
+        index = load_index(index_dir, artifact, precision=precision)
+        if backend == "auto" and index.ann_path is not None:
+            nprobe = int(manifest.get("ann", {}).get("nprobe", NPROBE))
+            search: SearchBackend = StoredIvfSearch(index.ann_path, nprobe)
+        else:
+            search = make_backend("exact" if backend == "auto" else backend, index.vectors)
         return cls(
             artifact.scorer(),
             Normalizer(artifact.config.normalization),
             index,
-            make_backend(backend, index.vectors),
+            search,
             artifact.version,
         )
 
-    def respond(self, contexts: Sequence[Sequence[str]], k: int) -> list[list[Hit]]:
-        """Top-k repository responses for each raw context (a list of turns, oldest first)."""
-        normalized = [self.normalizer.context(turns) for turns in contexts]
-        last_turns = [self.normalizer.normalize(turns[-1]) for turns in contexts]
-        ranked = self.scorer.rank(normalized, last_turns, self.index, self.backend, k)
+    def prepare(self, context: Sequence[str]) -> Query:
+        """Normalises a raw context (a list of turns, oldest first). Thread-safe: the service
+        calls it in the request handler, so that the model thread only encodes and searches."""
+        return Query(self.normalizer.context(context), self.normalizer.normalize(context[-1]))
+
+    def respond_prepared(
+        self, queries: Sequence[Query], k: int, times: StageTimes | None = None
+    ) -> list[list[Hit]]:
+        """Top-k repository responses for each prepared context; ``times`` gets each
+        stage's seconds."""
+        contexts = [q.context for q in queries]
+        last_turns = [q.last_turn for q in queries]
+        ranked = self.scorer.rank(contexts, last_turns, self.index, self.backend, k, times)
         texts = self.index.texts
         return [[Hit(texts[i], score) for i, score in row] for row in ranked]
+
+    def respond(self, contexts: Sequence[Sequence[str]], k: int) -> list[list[Hit]]:
+        """Top-k repository responses for each raw context (a list of turns, oldest first)."""
+        return self.respond_prepared([self.prepare(turns) for turns in contexts], k)
 
     def rank_candidates(
         self, context: Sequence[str], candidates: Sequence[str], k: int

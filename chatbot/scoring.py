@@ -11,9 +11,12 @@ three parts (the neural encoder, the fitted TF-IDF model, the weight) and applie
   ``candidates``); :meth:`Scorer.parts` returns the neural and lexical parts apart, which is
   what the weight tuning fits (on the neural part alone, whatever weight a model already has);
 * :meth:`Scorer.rank` searches a pre-encoded repository (serving): the union of the best
-  :data:`RERANK_DEPTH` responses by each part is re-scored exactly. Whenever the model has a
-  TF-IDF model (hybrid or not) and the index its rows, it never returns a response whose
-  cosine with the user's last turn reaches the model's ``echo_cosine`` (a restatement).
+  :data:`RERANK_DEPTH` responses by each part is re-scored exactly. The neural part's best
+  come from the search backend; the lexical part's from the index's postings
+  (:mod:`chatbot.postings`), which read only the heaviest postings of common words.
+  Whenever the model has a TF-IDF model (hybrid or not) and the index its rows, it never
+  returns a response whose cosine with the user's last turn reaches the model's
+  ``echo_cosine`` (a restatement).
 
 Texts here are normalised already (:class:`chatbot.text.Normalizer`).
 
@@ -29,10 +32,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+import scipy.sparse as sp
 from tqdm import tqdm
 
 from chatbot.config import ECHO_COSINE
 from chatbot.lexical import TfidfModel, rowwise_dot
+from chatbot.timing import StageTimes
 
 if TYPE_CHECKING:
     from chatbot.index import ResponseIndex
@@ -271,6 +276,7 @@ class Scorer:
         repository: ResponseIndex,
         backend: SearchBackend,
         k: int,
+        times: StageTimes | None = None,
     ) -> list[list[tuple[int, float]]]:
         """The ``k`` best repository responses for each context: ``(row id, logit)``, best first.
 
@@ -280,40 +286,42 @@ class Scorer:
             repository: the pre-encoded responses (with TF-IDF rows for a hybrid model).
             backend: the neural search over ``repository.vectors``.
             k: responses per context.
+            times: adds the seconds spent in each stage (encode, neural search, lexical
+                search, fusion and filters).
         """
-        queries = self.encoder.encode_contexts(contexts)  # (n, d) cM
+        times = times if times is not None else StageTimes()
+        with times.stage("encode"):
+            queries = self.encoder.encode_contexts(contexts)  # (n, d) cM
         if self.is_hybrid:
-            return self._rank_hybrid(contexts, last_turns, queries, repository, backend, k)
+            return self._rank_hybrid(contexts, last_turns, queries, repository, backend, k, times)
         echo = self._echo_rule(repository, last_turns)
         # With the echo rule some of the best are left out: look a little deeper.
         depth = min(len(repository), k if echo is None else 2 * k + 16)
-        scores, ids = backend.search(queries, depth)  # (n, depth) each
-        bias = np.float32(self.bias)
-        out = []
-        for i, (row_s, row_i) in enumerate(zip(scores, ids, strict=True)):
-            row_s, row_i = row_s[row_i >= 0], row_i[row_i >= 0]
+        with times.stage("neural search"):
+            scores, ids = backend.search(queries, depth)  # (n, depth) each
+        with times.stage("fusion and filters"):
+            keep = ids >= 0
+            owner = np.nonzero(keep)[0]
             if echo is not None:
-                keep = echo(i, row_i)
-                row_s, row_i = row_s[keep], row_i[keep]
-            out.append(
-                [(int(j), float(s + bias)) for s, j in zip(row_s[:k], row_i[:k], strict=True)]
-            )
-        return out
+                keep[keep] = echo(owner, ids[keep])
+            return _best_per_row(scores + np.float32(self.bias), ids, keep, k)
 
     def _echo_rule(
         self, repository: ResponseIndex, last_turns: Sequence[str]
-    ) -> Callable[[int, np.ndarray], np.ndarray] | None:
-        """``(context number, repository ids) -> mask of the ids that do not restate that
-        context's last turn``, or ``None`` when the rule is off or cannot apply (no TF-IDF
-        model or rows). The last turns are turned into TF-IDF once, for the whole batch."""
+    ) -> Callable[..., np.ndarray] | None:
+        """``(context numbers, repository ids[, their TF-IDF rows]) -> mask of the pairs whose
+        response does not restate that context's last turn``, or ``None`` when the rule is off
+        or cannot apply (no TF-IDF model or rows). Pairs of a whole batch are judged at once."""
         lexical, rows = self.lexical, repository.lexical
         if lexical is None or rows is None or self.echo_cosine > 1.0:
             return None
         last = lexical.transform(last_turns)  # (n, V)
 
-        def keep(i: int, ids: np.ndarray) -> np.ndarray:
-            cosine = np.asarray((rows[ids] @ last[i].T).todense()).reshape(-1)  # (ids,)
-            return cosine < self.echo_cosine
+        def keep(
+            owner: np.ndarray, ids: np.ndarray, id_rows: sp.csr_matrix | None = None
+        ) -> np.ndarray:
+            id_rows = rows[ids] if id_rows is None else id_rows
+            return _pair_cosines(id_rows, last, owner) < self.echo_cosine
 
         return keep
 
@@ -325,24 +333,71 @@ class Scorer:
         repository: ResponseIndex,
         backend: SearchBackend,
         k: int,
+        times: StageTimes,
     ) -> list[list[tuple[int, float]]]:
-        lexical, rows = self.lexical, repository.lexical
-        if lexical is None or rows is None:
+        lexical, rows, postings = self.lexical, repository.lexical, repository.postings
+        if lexical is None or rows is None or postings is None:
             raise ValueError("a hybrid model needs an index with lexical (TF-IDF) rows")
         depth = min(len(repository), max(k, self.rerank_depth))
-        _, neural_ids = backend.search(queries, depth)  # (n, depth)
-        overlap = (lexical.transform(contexts) @ rows.T).tocsr()  # (n, N) sparse cosines
-        echo = self._echo_rule(repository, last_turns)
-        out = []
-        for i, query in enumerate(queries):
-            row = overlap.getrow(i)
-            lexical_ids = row.indices[np.argsort(-row.data, kind="stable")[:depth]]
-            ids = np.union1d(neural_ids[i][neural_ids[i] >= 0], lexical_ids).astype(np.int64)
+        with times.stage("neural search"):
+            _, neural_ids = backend.search(queries, depth)  # (n, depth)
+        with times.stage("lexical search"):
+            context_rows = lexical.transform(contexts)  # (n, V)
+            lexical_ids = [postings.top(row, rows, depth)[0] for row in context_rows]
+        with times.stage("fusion and filters"):
+            # Every context's candidates (the union of both parts' best), scored in one go.
+            unions = [
+                np.union1d(found[found >= 0], more)
+                for found, more in zip(neural_ids, lexical_ids, strict=True)
+            ]
+            width = max(len(u) for u in unions)
+            ids = np.full((len(unions), width), -1, dtype=np.int64)
+            for i, union in enumerate(unions):
+                ids[i, : len(union)] = union
+            keep = ids >= 0
+            owner, flat = np.nonzero(keep)[0], ids[keep]
+            candidate_rows = rows[flat]
+            cosine = _pair_cosines(candidate_rows, context_rows, owner)
+            vectors = np.asarray(repository.vectors[flat], dtype=np.float32)
+            neural = np.einsum("md,md->m", vectors, queries[owner])
+            scores = np.full(ids.shape, -np.inf, dtype=np.float32)
+            scores[keep] = hybrid_score(neural, cosine, self.lexical_weight, self.bias)
+            echo = self._echo_rule(repository, last_turns)
             if echo is not None:  # on the candidates only
-                ids = ids[echo(i, ids)]
-            cosine = row[:, ids].toarray()[0]  # (candidates,)
-            neural = repository.vectors[ids] @ query  # (candidates,)
-            scores = hybrid_score(neural, cosine, self.lexical_weight, self.bias)
-            best = np.argsort(-scores, kind="stable")[:k]
-            out.append([(int(ids[j]), float(scores[j])) for j in best])
-        return out
+                keep[keep] = echo(owner, flat, candidate_rows)
+            return _best_per_row(scores, ids, keep, k)
+
+
+def _pair_cosines(
+    candidates: sp.csr_matrix, queries: sp.csr_matrix, owner: np.ndarray
+) -> np.ndarray:
+    """TF-IDF cosine of each candidate row with the query row it belongs to (``owner``)."""
+    if candidates.shape[0] == 0:
+        return np.zeros(0, dtype=np.float32)
+    # All candidates against all of the batch's queries is cheap (sparse, a few queries) and
+    # one product, where a product per pair would pay scipy's overhead thousands of times.
+    every = (candidates @ queries.T).toarray()  # (candidates, queries)
+    return every[np.arange(len(owner)), owner].astype(np.float32)
+
+
+def _best_per_row(
+    scores: np.ndarray, ids: np.ndarray, keep: np.ndarray, k: int
+) -> list[list[tuple[int, float]]]:
+    """For each row, the ``k`` best kept ``(id, score)`` pairs, best first (ties: first)."""
+    masked = np.where(keep, scores, -np.inf)
+    order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
+    out = []
+    for row_ids, row_scores, row_keep in zip(
+        np.take_along_axis(ids, order, 1),
+        np.take_along_axis(masked, order, 1),
+        np.take_along_axis(keep, order, 1),
+        strict=True,
+    ):
+        out.append(
+            [
+                (int(j), float(x))
+                for j, x, ok in zip(row_ids, row_scores, row_keep, strict=True)
+                if ok
+            ]
+        )
+    return out

@@ -24,7 +24,8 @@ from typing import Protocol
 
 import numpy as np
 
-BACKENDS = ("exact", "numpy", "faiss-flat", "faiss-ivf", "faiss-hnsw")
+# "auto": the index's stored approximate index when it has one (chatbot.ann), else "exact".
+BACKENDS = ("auto", "exact", "numpy", "faiss-flat", "faiss-ivf", "faiss-hnsw")
 
 # Above this many numbers (n x d; 2^22 = 16 MiB of float32) the CPU ``exact`` backend stores
 # the vectors as float16: the product is then bound by memory bandwidth, not arithmetic.
@@ -85,20 +86,36 @@ class TensorFlowSearch:
         if precision == "float16" and gpus:
             raise ValueError("float16 storage is implemented for the CPU only")
         self.precision = precision
-        vectors = np.asarray(vectors, dtype=np.float32)
         self._n, dim = vectors.shape
         self._scale = np.float32(1.0)
-        if precision == "float16":
+        self._tail = None
+        n_full = self._n // block_rows
+        if precision == "float16" and vectors.dtype == np.float16 and n_full:
+            # Stored float16 (an index's vectors.f16.npy, memory-mapped): TensorFlow reads the
+            # full blocks where they lie, shared with every process mapping the same file;
+            # only the last, partial block is copied (padded with zeros).
+            full = vectors[: n_full * block_rows].reshape(n_full, block_rows, dim)
+            stored = _zero_copy(tf, full)
+            rest = self._n - n_full * block_rows
+            if rest:
+                tail = np.zeros((block_rows, dim), dtype=np.float16)
+                tail[:rest] = vectors[n_full * block_rows :]
+                with tf.device(self.device):
+                    self._tail = tf.constant(tail)
+        elif precision == "float16":
+            vectors = np.asarray(vectors, dtype=np.float32)
             largest = float(np.linalg.norm(vectors, axis=1).max()) if self._n else 0.0
             self._scale = np.float32(largest if largest > 0 else 1.0)
             n_blocks = max(1, -(-self._n // block_rows))
-            stored = np.zeros((n_blocks * block_rows, dim), dtype=np.float16)
-            stored[: self._n] = vectors / self._scale
-            stored = stored.reshape(n_blocks, block_rows, dim)
+            blocks = np.zeros((n_blocks * block_rows, dim), dtype=np.float16)
+            blocks[: self._n] = vectors / self._scale
+            stored = blocks.reshape(n_blocks, block_rows, dim)
         else:
-            stored = vectors
-        with tf.device(self.device):
-            self._vectors = tf.constant(stored)
+            stored = np.asarray(vectors, dtype=np.float32)
+        if not isinstance(stored, tf.Tensor):
+            with tf.device(self.device):
+                stored = tf.constant(stored)
+        self._vectors = stored
         self._scores_fn = self._compile_scores()
         self._k_fns: dict[int, object] = {}
 
@@ -117,19 +134,21 @@ class TensorFlowSearch:
             return scores
 
         n_blocks = int(vectors.shape[0])
+        tail = self._tail
 
         def blocked(few_queries: bool):
             # Eigen multiplies (block x dim)(dim x few) faster than (few x dim)(dim x block)
             # for up to about 8 queries, and the other way round for more (bench/ranking.py).
             @tf.function(input_signature=signature, jit_compile=True)
             def scores(queries):
-                def body(i, out):
-                    block = tf.cast(vectors[i], tf.float32)
+                def product(block):
+                    block = tf.cast(block, tf.float32)
                     if few_queries:
-                        part = tf.matmul(block, queries, transpose_b=True)  # (rows, queries)
-                    else:
-                        part = tf.matmul(queries, block, transpose_b=True)  # (queries, rows)
-                    return i + 1, out.write(i, part)
+                        return tf.matmul(block, queries, transpose_b=True)  # (rows, queries)
+                    return tf.matmul(queries, block, transpose_b=True)  # (queries, rows)
+
+                def body(i, out):
+                    return i + 1, out.write(i, product(vectors[i]))
 
                 out = tf.TensorArray(tf.float32, size=n_blocks)
                 _, out = tf.while_loop(lambda i, _: i < n_blocks, body, (tf.constant(0), out))
@@ -138,6 +157,9 @@ class TensorFlowSearch:
                     by_query = tf.transpose(tf.reshape(stacked, (-1, n_queries)))
                 else:
                     by_query = tf.reshape(tf.transpose(stacked, (1, 0, 2)), (n_queries, -1))
+                if tail is not None:  # the rows after the last full block (zero-copy storage)
+                    last = product(tail)
+                    by_query = tf.concat([by_query, tf.transpose(last) if few_queries else last], 1)
                 return by_query[:, :n]  # less the zero rows that pad the last block
 
             return scores
@@ -171,6 +193,15 @@ class TensorFlowSearch:
         scores = self._scores_fn(tf.constant(padded)).numpy()[:n]
         values, ids = top_k_rows(scores, k)
         return values * self._scale, ids
+
+
+def _zero_copy(tf, array: np.ndarray):
+    """A CPU tensor over ``array``'s memory (DLPack), or a copy when it cannot be shared."""
+    try:
+        return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+    except (BufferError, TypeError, ValueError):  # read-only or not aligned: copy it
+        with tf.device("/CPU:0"):
+            return tf.constant(array)
 
 
 def padded_query_rows(n: int) -> int:
@@ -278,9 +309,24 @@ class FaissSearch:
         return scores, ids.astype(np.int64)
 
 
+def stored_precision(backend: str, n_values: int) -> str:
+    """The precision of the vectors ``backend`` should be handed for ``n_values`` numbers: the
+    ``exact`` CPU search reads float16 above :data:`FLOAT16_MIN_VALUES`, the rest float32.
+
+    Example:
+        >>> stored_precision("numpy", 1 << 30), stored_precision("exact", 10)
+        ('float32', 'float32')
+    """
+    if backend not in ("auto", "exact") or n_values <= FLOAT16_MIN_VALUES:
+        return "float32"
+    import tensorflow as tf
+
+    return "float32" if tf.config.list_physical_devices("GPU") else "float16"
+
+
 def make_backend(name: str, vectors: np.ndarray) -> SearchBackend:
     """The search backend called ``name`` (one of :data:`BACKENDS`) over ``vectors``."""
-    if name == "exact":
+    if name in ("exact", "auto"):  # "auto" without a stored approximate index: exact
         return TensorFlowSearch(vectors)
     if name == "numpy":
         return NumpySearch(vectors)

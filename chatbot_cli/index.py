@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from chatbot.ann import ANN_MIN_RESPONSES
 from training.responses import FORMATS
 
 
@@ -27,6 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--limit", type=int, help="keep only the first N distinct responses")
     p.add_argument("--skip-bad-rows", action="store_true", help="skip and count malformed rows")
+    p.add_argument(
+        "--ann",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"also write an approximate neural index, which `chatbot serve` then searches "
+        f"(default: from {ANN_MIN_RESPONSES:,} responses up)",
+    )
     p.set_defaults(func=run)
 
 
@@ -43,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         args.batch_size,
         args.limit,
         BadRowCounter(skip=args.skip_bad_rows),
+        ann=args.ann,
     )
     print(f"indexed {summary.responses:,} responses into {args.out} in {summary.seconds:.1f} s")
     return 0

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +24,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", type=Path, dest="model_dir", help="model artifact directory")
     parser.add_argument("--index", type=Path, dest="index_dir", help="response index directory")
-    parser.add_argument("--backend", choices=BACKENDS, help="search backend (default: exact)")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="search backend (default: auto, the index's stored approximate index "
+        "when it has one, else exact)",
+    )
     parser.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default: 8000)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes, each with the model and its micro-batcher; they share the "
+        "index's memory-mapped files (default: one per CPU core)",
+    )
     parser.add_argument(
         "--no-batching",
         dest="batching",
@@ -43,7 +58,7 @@ def serve(args: argparse.Namespace) -> int:
 
     given: dict[str, Any] = {
         name: getattr(args, name)
-        for name in ("model_dir", "index_dir", "backend", "host", "port", "batching")
+        for name in ("model_dir", "index_dir", "backend", "host", "port", "batching", "workers")
         if getattr(args, name) is not None
     }
     try:
@@ -55,5 +70,35 @@ def serve(args: argparse.Namespace) -> int:
             option = _OPTIONS.get(name, "--" + name.replace("_", "-"))
             print(f"error: {option} / CHATBOT_{name.upper()}: {error['msg']}", file=sys.stderr)
         return 2
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+        return 0
+    # Each worker process builds its own app from CHATBOT_* variables (uvicorn imports the
+    # factory anew in every worker), so the options given here travel as variables.
+    for name, value in given.items():
+        os.environ[f"CHATBOT_{name.upper()}"] = _env_value(value)
+    own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    if own_metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chatbot-metrics-")
+    try:
+        # uvicorn restarts a worker that dies; each one loads and warms up before serving.
+        uvicorn.run(
+            "service.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+        )
+    finally:
+        if own_metrics_dir:
+            shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
     return 0
+
+
+def _env_value(value: object) -> str:
+    """A setting as pydantic-settings reads it back from the environment."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)

@@ -93,6 +93,7 @@ async def _start(state: ServiceState, ranker: Ranker | None) -> None:
         max_batch_size=settings.max_batch_size,
         on_batch=state.metrics.batch_size.observe,
         on_model_time=state.metrics.model_seconds.observe,
+        on_stage_times=state.metrics.observe_stages,
     )
     await batcher.start()
     state.ranker, state.batcher, state.not_ready = ranker, batcher, ""

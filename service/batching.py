@@ -15,15 +15,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from chatbot.timing import StageTimes
+
 if TYPE_CHECKING:
-    from chatbot.ranker import Hit, Ranker
+    from chatbot.ranker import Hit, Query, Ranker
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class _Job:
-    context: Sequence[str]
+    query: Query
     k: int
     future: asyncio.Future[list[Hit]] = field(repr=False)
 
@@ -40,12 +42,16 @@ class MicroBatcher:
         max_batch_size: a batch is sent as soon as it is this big.
         on_batch: told the size of every ``Ranker.respond`` call (for metrics).
         on_model_time: told the seconds every ``Ranker.respond`` call took on the model thread.
+        on_stage_times: told each model call's seconds per stage (encode, searches, ...).
+
+    Contexts come prepared (normalised, :meth:`Ranker.prepare`) by the caller, so that the
+    model thread only encodes and searches.
 
     Example::
 
         batcher = MicroBatcher(ranker)
         await batcher.start()
-        hits = await batcher.respond(["hi", "hello"], k=3)
+        hits = await batcher.respond(ranker.prepare(["hi", "hello"]), k=3)
         await batcher.close()
     """
 
@@ -58,6 +64,7 @@ class MicroBatcher:
         max_batch_size: int = 64,
         on_batch: Callable[[int], None] = lambda size: None,
         on_model_time: Callable[[float], None] = lambda seconds: None,
+        on_stage_times: Callable[[dict[str, float]], None] = lambda seconds: None,
     ) -> None:
         self._ranker = ranker
         self._batching = batching
@@ -65,6 +72,7 @@ class MicroBatcher:
         self._max_batch_size = max_batch_size
         self._on_batch = on_batch
         self._on_model_time = on_model_time
+        self._on_stage_times = on_stage_times
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ranker")
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
@@ -84,13 +92,13 @@ class MicroBatcher:
             _fail(self._queue.get_nowait(), RuntimeError("service is shutting down"))
         self._executor.shutdown(wait=True)
 
-    async def respond(self, context: Sequence[str], k: int) -> list[Hit]:
-        """Top-``k`` repository responses for one context, best first."""
+    async def respond(self, query: Query, k: int) -> list[Hit]:
+        """Top-``k`` repository responses for one prepared context, best first."""
         if not self._batching:
             self._on_batch(1)
-            return (await self._call(self._timed_respond, [context], k))[0]
+            return (await self._call(self._timed_respond, [query], k))[0]
         future: asyncio.Future[list[Hit]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(context, k, future))
+        await self._queue.put(_Job(query, k, future))
         return await future
 
     async def rank_candidates(
@@ -141,7 +149,7 @@ class MicroBatcher:
 
     async def _answer(self, batch: list[_Job]) -> None:
         try:
-            results = await self._respond([job.context for job in batch], max(j.k for j in batch))
+            results = await self._respond([job.query for job in batch], max(j.k for j in batch))
         except Exception as exc:
             if len(batch) == 1:
                 _fail(batch[0], exc)
@@ -155,19 +163,21 @@ class MicroBatcher:
             if not job.future.done():
                 job.future.set_result(list(hits[: job.k]))
 
-    async def _respond(self, contexts: list[Sequence[str]], k: int) -> list[list[Hit]]:
-        self._on_batch(len(contexts))
-        results = await self._call(self._timed_respond, contexts, k)
-        if len(results) != len(contexts):
-            raise RuntimeError(f"ranker answered {len(results)} of {len(contexts)} contexts")
+    async def _respond(self, queries: list[Query], k: int) -> list[list[Hit]]:
+        self._on_batch(len(queries))
+        results = await self._call(self._timed_respond, queries, k)
+        if len(results) != len(queries):
+            raise RuntimeError(f"ranker answered {len(results)} of {len(queries)} contexts")
         return results
 
-    def _timed_respond(self, contexts: list[Sequence[str]], k: int) -> list[list[Hit]]:
+    def _timed_respond(self, queries: list[Query], k: int) -> list[list[Hit]]:
         start = time.perf_counter()
+        times = StageTimes()
         try:
-            return self._ranker.respond(contexts, k)
+            return self._ranker.respond_prepared(queries, k, times)
         finally:
             self._on_model_time(time.perf_counter() - start)
+            self._on_stage_times(times.seconds)
 
 
 def _fail(job: _Job, exc: BaseException) -> None:

@@ -41,6 +41,10 @@ def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
+def get_metrics(state: StateDep) -> Metrics:
+    return state.metrics
+
+
 def get_ranker(state: StateDep) -> Ranker:
     if state.ranker is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"not ready: {state.not_ready}")
@@ -54,5 +58,6 @@ def get_batcher(state: StateDep) -> MicroBatcher:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 RankerDep = Annotated["Ranker", Depends(get_ranker)]
 BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]

@@ -1,11 +1,19 @@
-"""Prometheus metrics, kept in a registry per app so that apps (and tests) never share counters."""
+"""Prometheus metrics, kept in a registry per app so that apps (and tests) never share counters.
+
+With several worker processes (``chatbot serve --workers N``) each worker writes its values
+to files in ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess mode, chosen when
+that variable is set before prometheus_client is imported), and ``/metrics``, whichever worker
+answers it, adds up the files of all of them.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -40,6 +48,27 @@ class Metrics:
             buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
             registry=self.registry,
         )
+        self.stage_seconds = Histogram(
+            "chatbot_stage_seconds",
+            "Time of one stage of answering: normalise (per request, in the handler); encode, "
+            "neural search, lexical search, fusion and filters (per model call).",
+            ["stage"],
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+            registry=self.registry,
+        )
+
+    def observe_stages(self, seconds: dict[str, float]) -> None:
+        for stage, value in seconds.items():
+            self.stage_seconds.labels(stage).observe(value)
+
+    def exposition_registry(self) -> CollectorRegistry:
+        """What ``/metrics`` shows: this app's registry, or every worker's values added up."""
+        folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not folder:
+            return self.registry
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=folder)
+        return registry
 
 
 class MetricsMiddleware:

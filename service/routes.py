@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.responses import FileResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.deps import BatcherDep, RankerDep, SettingsDep, StateDep
+from service.deps import BatcherDep, MetricsDep, RankerDep, SettingsDep, StateDep
 from service.schemas import RespondRequest, RespondResponse, ResponseItem
 from service.settings import Settings
 
@@ -28,14 +28,21 @@ router = APIRouter()
     },
 )
 async def respond(
-    request: RespondRequest, ranker: RankerDep, batcher: BatcherDep, settings: SettingsDep
+    request: RespondRequest,
+    ranker: RankerDep,
+    batcher: BatcherDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
 ) -> RespondResponse:
     """Best responses to a conversation, from the repository or from ``candidates``."""
     start = time.perf_counter()
     _check_limits(request, settings)
     try:
         if request.candidates is None:
-            hits = await batcher.respond(request.context, request.k)
+            # Normalised here, on the event loop: the model thread only encodes and searches.
+            query = ranker.prepare(request.context)
+            metrics.stage_seconds.labels("normalise").observe(time.perf_counter() - start)
+            hits = await batcher.respond(query, request.k)
         else:
             k = min(request.k, len(request.candidates))
             hits = await batcher.rank_candidates(request.context, request.candidates, k)
@@ -88,8 +95,9 @@ async def readyz(state: StateDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(state: StateDep) -> Response:
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics_page(metrics: MetricsDep) -> Response:
+    """Prometheus metrics; with several worker processes, summed over all of them."""
+    return Response(generate_latest(metrics.exposition_registry()), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/", include_in_schema=False)

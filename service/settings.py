@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -23,7 +24,11 @@ class Settings(BaseSettings):
 
     model_dir: Path = Field(description="model artifact directory (chatbot train / export)")
     index_dir: Path = Field(description="pre-encoded response repository (chatbot index)")
-    backend: str = Field(default="exact", description=f"search backend: {', '.join(BACKENDS)}")
+    backend: str = Field(
+        default="auto",
+        description=f"search backend: {', '.join(BACKENDS)} (auto: the index's stored "
+        "approximate index when it has one, else exact)",
+    )
 
     max_turns: int = Field(default=50, ge=1, description="most turns accepted in one context")
     max_chars: int = Field(
@@ -41,6 +46,11 @@ class Settings(BaseSettings):
 
     # The embeddable widget posts from other sites' pages; no cookies are involved, so "*" is safe.
     cors_origins: list[str] = ["*"]
+    workers: int = Field(
+        default_factory=lambda: len(os.sched_getaffinity(0)),
+        ge=1,
+        description="worker processes of `chatbot serve` (default: one per usable CPU core)",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

@@ -217,4 +217,7 @@ def format_repository_table(report: dict[str, Any]) -> str:
     true = report["true_responses"]
     cells = [f"{true[m]:>16.3f}" if m in true else f"{'':>16}" for m in REPOSITORY_METRICS]
     lines.append(f"{'true replies':<{width}}" + "".join(cells))
+    kept = report["systems"].get("model", {}).get("served_recall@10_of_exact")
+    if kept is not None:
+        lines.append(f"served ranking: recall@10 of the exact ranking {kept:.3f}")
     return "\n".join(lines)

@@ -32,6 +32,7 @@ def build_index(
     batch_size: int = 512,
     limit: int | None = None,
     bad: BadRowCounter | None = None,
+    ann: bool | None = None,
 ) -> IndexSummary:
     """Encodes the distinct responses of ``responses`` with the model at ``model_dir`` into
     an index at ``out`` (written atomically).
@@ -45,6 +46,7 @@ def build_index(
         batch_size: responses per encoder call.
         limit: keep only the first ``limit`` distinct responses.
         bad: skips and counts malformed rows (default: the first one raises).
+        ann: also write an approximate neural index (default: for large repositories).
 
     Raises:
         DataError: the file is malformed, or holds no response.
@@ -80,6 +82,8 @@ def build_index(
         lexical=lexical,
         normalized=found.normalized,
         display=found.display,
+        ann=ann,
+        progress=True,
     )
     log.info(
         "index of %d responses written to %s (%.0f responses/s)", len(found), out, len(found) / took

@@ -8,6 +8,10 @@ approximate; this does not):
 * ``recall@1/10/100``, MRR and the median rank of the true response (ties count against it;
   repository entries with the true response's own text are left out);
 * ``recall@1_of_100``: 1 in 100, with 99 seeded random repository responses as distractors;
+* ``served_recall@10_of_exact`` (the model only): how many of each row's 10 best responses
+  by the exact full score (under the echo rule) the served ranking returns too. Serving
+  re-scores only the union of each part's best (:meth:`chatbot.scoring.Scorer.rank`) and
+  reads only the heaviest postings of common words (:mod:`chatbot.postings`);
 * the **echo rate** of the reply the bot would give (its top-1: TF-IDF cosine of at least
   :data:`ECHO_REPORT_COSINE` with the user's last turn) and its **question rate** (a ``?`` in
   it), each beside the same rate for the true responses. For the model the top-1 is the
@@ -47,6 +51,8 @@ N_RANDOM_DISTRACTORS = 99
 # A reply this close (TF-IDF cosine) to the user's last turn counts as an echo in the report.
 ECHO_REPORT_COSINE = 0.5
 _CHUNK_ROWS = 64  # rows scored against the whole repository at once
+# The served ranking's best this many are compared with the exact ones ("recall@10 of exact").
+SERVED_K = 10
 
 
 @dataclass(frozen=True)
@@ -140,15 +146,29 @@ def evaluate_repository(
         systems = [_System("model", True, scorer.lexical_weight if scorer.is_hybrid else 0.0)]
         if scorer.is_hybrid:
             systems += [_System("model_neural", True, 0.0), _System("model_lexical", False, 1.0)]
+        exact_top = np.full((len(rows), SERVED_K), -1, dtype=np.int64)
         scored = _score_model(
-            scorer, index, contexts, truths, systems, duplicates, distractors, progress
+            scorer,
+            index,
+            contexts,
+            last_turns,
+            truths,
+            systems,
+            duplicates,
+            distractors,
+            exact_top,
+            progress,
         )
-        served = scorer.rank(contexts, last_turns, index, make_backend("numpy", index.vectors), 1)
+        backend = make_backend("numpy", index.vectors)
+        served = scorer.rank(contexts, last_turns, index, backend, SERVED_K)
         top1 = {"model": [row[0][0] if row else -1 for row in served]}
         for system in systems:
             ranks, best, wins = scored[system.name]
             top1.setdefault(system.name, best.tolist())
             report["systems"][system.name] = _metrics(ranks, wins)
+        report["systems"]["model"][f"served_recall@{SERVED_K}_of_exact"] = _overlap(
+            served, exact_top
+        )
         for name, ids in top1.items():
             replies = [repo[i] if i >= 0 else "" for i in ids]
             report["systems"][name].update(reply_rates(replies))
@@ -192,17 +212,38 @@ def _random_distractors(n: int, duplicates: Sequence[np.ndarray], seed: int) -> 
     return out
 
 
+def _overlap(served: Sequence[Sequence[tuple[int, float]]], exact_top: np.ndarray) -> float:
+    """The share of each row's exact best that the served ranking also returned, averaged.
+
+    Example:
+        >>> _overlap([[(1, 0.0), (2, 0.0)], [(3, 0.0)]], np.array([[1, 5], [3, -1]]))
+        0.75
+    """
+    shares = []
+    for row, exact in zip(served, exact_top, strict=True):
+        want = set(exact[exact >= 0].tolist())
+        got = {i for i, _ in row}
+        shares.append(len(want & got) / len(want) if want else 1.0)
+    return float(np.mean(shares))
+
+
 def _score_model(
     scorer: Scorer,
     index: ResponseIndex,
     contexts: Sequence[str],
+    last_turns: Sequence[str],
     truths: Sequence[str],
     systems: Sequence[_System],
     duplicates: Sequence[np.ndarray],
     distractors: np.ndarray,
+    exact_top: np.ndarray,
     progress: bool,
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Ranks, plain top-1 ids and 1-in-100 wins of every system, from one pass of the model."""
+    """Ranks, plain top-1 ids and 1-in-100 wins of every system, from one pass of the model.
+
+    Fills ``exact_top`` with each row's best ``exact_top.shape[1]`` responses by the model's
+    exact full score under the echo rule: what serving would return if it approximated
+    nothing."""
     encoder = scorer.encoder
     queries = encoder.encode_contexts(contexts)  # (rows, d)
     truth_vectors = encoder.encode_responses(truths)  # (rows, d)
@@ -211,10 +252,12 @@ def _score_model(
     if lexical is not None and repo_rows is None:
         raise ValueError("a hybrid model needs an index with lexical (TF-IDF) rows")
     true_cosine = np.zeros(len(contexts), dtype=np.float32)
-    context_rows = None
+    context_rows = last_rows = None
     if lexical is not None:
         context_rows = lexical.transform(contexts)
+        last_rows = lexical.transform(last_turns)
         true_cosine = rowwise_dot(context_rows, lexical.transform(truths)).astype(np.float32)
+    echo_rule = last_rows is not None and scorer.echo_cosine <= 1.0
 
     def system_scores(part: np.ndarray) -> dict[str, np.ndarray]:
         # Both parts once per chunk of rows, then every system's score from them.
@@ -222,7 +265,18 @@ def _score_model(
         cosine = np.zeros_like(neural)
         if context_rows is not None and repo_rows is not None:
             cosine = (context_rows[part] @ repo_rows.T).toarray().astype(np.float32)
-        return {s.name: _system_score(s, neural, cosine, scorer.bias) for s in systems}
+        scores = {s.name: _system_score(s, neural, cosine, scorer.bias) for s in systems}
+        served = scores["model"].copy()
+        if echo_rule and last_rows is not None and repo_rows is not None:
+            echo = (last_rows[part] @ repo_rows.T).toarray() >= scorer.echo_cosine
+            served[echo] = -np.inf
+        k = min(exact_top.shape[1], served.shape[1])
+        best = np.argpartition(-served, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(served, best, 1), axis=1, kind="stable")
+        best = np.take_along_axis(best, order, 1)
+        best[~np.isfinite(np.take_along_axis(served, best, 1))] = -1  # fewer than k allowed
+        exact_top[part, :k] = best
+        return scores
 
     true_scores = {s.name: _system_score(s, true_neural, true_cosine, scorer.bias) for s in systems}
     return _rank_all(system_scores, true_scores, duplicates, distractors, progress)

@@ -1,13 +1,23 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import uvicorn
 
 from chatbot_cli import serve as cli
+from tests.helpers import tiny_artifact
 
 
 def _run(argv: list[str]) -> int:
@@ -35,6 +45,8 @@ def test_serve_runs_uvicorn_on_an_app_built_from_the_options(
             "--port",
             "9001",
             "--no-batching",
+            "--workers",
+            "1",
         ]
     )
 
@@ -54,3 +66,105 @@ def test_serve_without_a_model_says_which_option_is_missing(
 
     assert _run(["serve", "--index", "i"]) == 2
     assert "error: --model / CHATBOT_MODEL_DIR: Field required" in capsys.readouterr().err
+
+
+def test_several_workers_get_the_options_as_variables_and_a_metrics_folder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("CHATBOT_MODEL_DIR", "CHATBOT_INDEX_DIR", "PROMETHEUS_MULTIPROC_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    seen: dict[str, Any] = {}
+
+    def fake_run(app: Any, **kw: Any) -> None:
+        folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        seen.update(app=app, folder=folder, exists=Path(folder).is_dir(), **kw)
+        seen["env"] = {k: v for k, v in os.environ.items() if k.startswith("CHATBOT_")}
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    assert _run(["serve", "--model", "m", "--index", "i", "--workers", "3", "--no-batching"]) == 0
+    assert (seen["app"], seen["factory"], seen["workers"]) == ("service.app:create_app", True, 3)
+    assert seen["exists"] and not Path(seen["folder"]).exists()  # removed after serving
+    assert seen["env"]["CHATBOT_MODEL_DIR"] == "m" and seen["env"]["CHATBOT_BATCHING"] == "false"
+
+
+def _children(pid: int) -> set[int]:
+    """The worker processes uvicorn spawned (not multiprocessing's resource tracker)."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                command = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:  # gone meanwhile
+                continue
+            if b"spawn_main" in command:
+                found.add(int(child))
+    return found
+
+
+def _get(url: str, body: dict | None = None) -> tuple[int, str]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, reply.read().decode()
+    except OSError as exc:
+        return 0, str(exc)
+
+
+def _wait(check, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_workers_share_the_load_add_up_metrics_and_come_back_after_a_crash(tmp_path: Path) -> None:
+    from chatbot.artifact import load_artifact
+    from chatbot.index import save_index
+
+    model = tiny_artifact(tmp_path / "model")
+    artifact = load_artifact(model)
+    texts = ["hello there", "fine thanks", "see you later"]
+    vectors = artifact.encoder().encode_responses([f"{t} __eou__" for t in texts])
+    save_index(tmp_path / "index", np.asarray(vectors), texts, artifact)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = ["serve", "--model", str(model), "--index", str(tmp_path / "index")]
+    argv += ["--port", str(port), "--workers", "2"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHATBOT_")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "chatbot_cli", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: len(_children(server.pid)) == 2, 30, "two worker processes")
+        # Each worker answers /readyz only once its own model is loaded and warm.
+        _wait(lambda: _get(f"{url}/readyz")[0] == 200, 120, "a ready worker")
+        for _ in range(6):
+            status, body = _get(f"{url}/respond", {"context": ["hi, how are you?"], "k": 2})
+            assert status == 200 and len(json.loads(body)["responses"]) == 2
+        metrics = _get(f"{url}/metrics")[1]
+        assert 'chatbot_requests_total{route="/respond",status="200"} 6.0' in metrics
+
+        victim = min(_children(server.pid))
+        os.kill(victim, signal.SIGKILL)
+        _wait(lambda: victim not in _children(server.pid), 30, "the killed worker to go")
+        _wait(lambda: len(_children(server.pid)) == 2, 60, "a new worker")
+        answered = 0
+        for _ in range(20):  # the survivor answers at once, the new one once it is ready
+            status, _ = _get(f"{url}/respond", {"context": ["bye"], "k": 1})
+            answered += status == 200
+        assert answered == 20
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
+from chatbot.timing import StageTimes
+
 if TYPE_CHECKING:
     from chatbot.ranker import Ranker
 
@@ -49,7 +51,19 @@ class FakeRanker:
         self.warm_ups: list[int] = []
         self._busy = threading.Lock()
 
+    def prepare(self, context: Sequence[str]) -> list[str]:
+        """The fake's prepared context is the context itself."""
+        return list(context)
+
     def respond(self, contexts: Sequence[Sequence[str]], k: int) -> list[list[FakeHit]]:
+        return self.respond_prepared(contexts, k)
+
+    def respond_prepared(
+        self, contexts: Sequence[Sequence[str]], k: int, times: StageTimes | None = None
+    ) -> list[list[FakeHit]]:
+        if times is not None:  # the stages a real ranker reports
+            with times.stage("encode"):
+                pass
         if not self._busy.acquire(blocking=False):
             raise AssertionError("ranker called concurrently")
         try:
@@ -74,11 +88,13 @@ class FakeRanker:
 class BrokenRanker(FakeRanker):
     """Fails on any context that mentions ``boom``; answers the others."""
 
-    def respond(self, contexts: Sequence[Sequence[str]], k: int) -> list[list[FakeHit]]:
+    def respond_prepared(
+        self, contexts: Sequence[Sequence[str]], k: int, times: StageTimes | None = None
+    ) -> list[list[FakeHit]]:
         if any("boom" in turn for context in contexts for turn in context):
             self.batches.append([list(c) for c in contexts])
             raise RuntimeError("model exploded")
-        return super().respond(contexts, k)
+        return super().respond_prepared(contexts, k)
 
     def rank_candidates(
         self, context: Sequence[str], candidates: Sequence[str], k: int

@@ -155,6 +155,9 @@ def test_metrics_count_requests_by_status_and_batch_sizes(client: TestClient) ->
     assert 'chatbot_request_seconds_count{route="/respond"} 3.0' in text
     assert "chatbot_batch_size_count 2.0" in text
     assert "chatbot_model_seconds_count 2.0" in text
+    # Normalised in the handler, per request; the model thread's stages per model call.
+    assert 'chatbot_stage_seconds_count{stage="normalise"} 2.0' in text
+    assert 'chatbot_stage_seconds_count{stage="encode"} 2.0' in text
 
 
 def test_metrics_count_unmatched_paths_under_one_label(client: TestClient) -> None:

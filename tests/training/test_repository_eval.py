@@ -99,3 +99,23 @@ def test_the_distractors_follow_the_seed() -> None:
     shares = [one_in_100(seed) for seed in range(4)]
     assert one_in_100(1) == shares[1]
     assert len(set(shares)) > 1 and all(0.05 < s < 0.7 for s in shares)
+
+
+def test_served_ranking_is_compared_with_the_exact_top_10(report: dict) -> None:
+    # Five responses: the served ranking re-scores all of them, so it keeps the exact top.
+    assert report["systems"]["model"]["served_recall@10_of_exact"] == 1.0
+
+
+def test_a_served_ranking_returning_one_response_keeps_one_fifth_of_five() -> None:
+    class ServesOnlyTheWorst(Scorer):
+        def rank(self, contexts, last_turns, repository, backend, k, times=None):
+            exact = super().rank(contexts, last_turns, repository, backend, len(repository))
+            return [row[-1:] for row in exact]  # the single worst response
+
+    vectors = BagOfWords().encode_responses(REPO)
+    index = ResponseIndex(vectors, REPO, {}, None, REPO)
+    rows = [EvalRow("wifi driver __eou__ __eot__", "wifi __eou__", ())]
+    worst = ServesOnlyTheWorst(BagOfWords())
+    model = evaluate_repository(rows, worst, index, Normalizer("none"))["systems"]["model"]
+    # Five responses, so the exact "top 10" is all five; one of them was served.
+    assert model["served_recall@10_of_exact"] == pytest.approx(0.2)

@@ -1,0 +1,206 @@
+"""The served path in one process, stage by stage: what one ``/respond`` costs at 100k and 1M.
+
+Loads the hybrid model users are served (``bench/served_index.py``: the trained Ubuntu model
+when built, else a stand-in of its shape) with a repository of real utterances grown to each
+size, as ``chatbot serve`` does (``Ranker.load``: memory-mapped index, float16 exact search on
+a CPU above 4M numbers), and answers the benchmark's real contexts in batches of 1 and 32.
+
+Per configuration it prints p50/p99 milliseconds per call, and the p50 of each stage:
+normalise (in the request handler, per context), encode, neural search, lexical search,
+fusion and filters (on the model thread). Two reference lines run in the same process:
+
+* ``before``: the same model and index with the lexical search as it was (the context's
+  TF-IDF row times every response row, then a sort of the non-zeros); the ratio column is
+  each line's p50 over this one's;
+* ``neural-only``: an untrained neural-only artifact over random vectors (what this
+  benchmark measured before: not the path users get).
+
+Goal (issue 8, 2 cores): 1M, batch 1, p99 <= 60 ms with normalisation included.
+
+Run: ``.venv/bin/python bench/served_path.py`` (``--sizes 100000 --calls 30`` to shrink).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from bench.served_corpus import DEFAULT_CSV
+from bench.served_index import neural_reference, served_index, served_model
+from chatbot.search import make_backend
+
+STAGES = ("normalise", "encode", "neural search", "lexical search", "fusion and filters")
+
+
+class FullProduct:
+    """The lexical search before postings, with the interface of ``Postings.top``."""
+
+    def __init__(self, rows) -> None:
+        self.rows = rows
+
+    def top(self, query, rows, n, **_):
+        row = (query @ self.rows.T).tocsr()
+        best = np.argsort(-row.data, kind="stable")[:n]
+        return row.indices[best].astype(np.int64), row.data[best]
+
+
+def rebuilt(ranker, **parts):
+    """The ranker with some of its parts replaced."""
+    from chatbot.ranker import Ranker
+
+    given = {"scorer": ranker.scorer, "normalizer": ranker.normalizer, "index": ranker.index,
+             "backend": ranker.backend, "model_version": ranker.model_version}  # fmt: skip
+    return Ranker(**{**given, **parts})
+
+
+def measure(ranker, queries, raw, batch: int, calls: int) -> dict[str, np.ndarray]:
+    from chatbot.ranker import Query
+    from chatbot.timing import StageTimes
+
+    totals, stages = [], {s: [] for s in STAGES}
+    for call in range(calls):
+        at = (call * batch) % max(1, len(queries) - batch)
+        start = time.perf_counter()
+        for context in raw[at : at + batch]:
+            ranker.prepare([context])
+        normalise = time.perf_counter() - start
+        times = StageTimes()
+        prepared = [Query(q, q.rsplit("__eot__", 1)[-1]) for q in queries[at : at + batch]]
+        ranker.respond_prepared(prepared, 10, times)
+        totals.append(time.perf_counter() - start)
+        stages["normalise"].append(normalise)
+        for name, seconds in times.seconds.items():
+            stages[name].append(seconds)
+    out = {name: np.array(v) * 1000 for name, v in stages.items() if v}
+    out["total"] = np.array(totals) * 1000
+    return out
+
+
+def exact_top(ranker, queries: list[str], k: int = 10) -> list[set[int]]:
+    """Each query's best ``k`` by the full hybrid score over every response, echo rule
+    applied: what serving would return if it approximated nothing."""
+    from chatbot.ranker import Query
+
+    scorer, index = ranker.scorer, ranker.index
+    out = []
+    for text in queries:
+        q = Query(text, text.rsplit("__eot__", 1)[-1])
+        vector = scorer.encoder.encode_contexts([q.context])[0]
+        neural = np.empty(len(index), dtype=np.float32)
+        for start in range(0, len(index), 100_000):
+            block = np.asarray(index.vectors[start : start + 100_000], dtype=np.float32)
+            neural[start : start + len(block)] = block @ vector
+        rows = scorer.lexical.transform([q.context, q.last_turn])
+        both = (index.lexical @ rows.T).toarray()  # (n, 2): context and last-turn cosines
+        scores = neural + scorer.bias + scorer.lexical_weight * both[:, 0]
+        scores[both[:, 1] >= scorer.echo_cosine] = -np.inf
+        out.append(set(np.argsort(-scores)[:k].tolist()))
+    return out
+
+
+def recall_of_exact(ranker, queries: list[str], exact: list[set[int]]) -> float:
+    from chatbot.ranker import Query
+
+    prepared = [Query(q, q.rsplit("__eot__", 1)[-1]) for q in queries]
+    served = ranker.scorer.rank(
+        [p.context for p in prepared], [p.last_turn for p in prepared], ranker.index,
+        ranker.backend, 10,
+    )  # fmt: skip
+    return float(np.mean([len({i for i, _ in row} & want) / len(want)
+                          for row, want in zip(served, exact, strict=True)]))  # fmt: skip
+
+
+def report(
+    label: str, result: dict[str, np.ndarray], base_p50: float | None, recall: float | None = None
+) -> float:
+    p50, p99 = np.percentile(result["total"], [50, 99])
+    ratio = f"{p50 / base_p50:6.3f}" if base_p50 else "     -"
+    kept = f"{recall:5.3f}" if recall is not None else "    -"
+    parts = "  ".join(
+        f"{name} {np.percentile(result[name], 50):6.2f}" for name in STAGES if name in result
+    )
+    print(
+        f"  {label:<34} p50 {p50:7.1f}  p99 {p99:7.1f}  ratio {ratio}  recall@10 of exact "
+        f"{kept}   stages p50: {parts}",
+        flush=True,
+    )
+    return float(p50)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--calls", type=int, default=100, help="timed calls per configuration")
+    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "chatbot-bench-served"
+    )
+    parser.add_argument("--no-before", action="store_true", help="skip the `before` line")
+    parser.add_argument("--recall-queries", type=int, default=50)
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+
+    from chatbot.ranker import Ranker
+
+    model_dir, model_line = served_model(args.workdir, args.csv)
+    print(f"model: {model_line}; {os.cpu_count()} CPUs; load {os.getloadavg()[0]:.1f}")
+    print("milliseconds per call (batch 1) or per batch of 32 contexts")
+    for n in args.sizes:
+        index_dir, queries, source = served_index(args.workdir, model_dir, n, args.csv)
+        raw = [q.replace(" __eou__", "").replace(" __eot__", "") for q in queries]
+        served = Ranker.load(model_dir, index_dir)  # as `chatbot serve` (backend auto)
+        served.warm_up(max(args.batches))
+        print(f"\n{n:,} responses ({source}); served search: {served.backend.name}")
+        variants = {"served": served}
+        exact_search = served.backend
+        if served.backend.name != "exact":
+            exact_search = make_backend("exact", served.index.vectors)
+            variants["served with exact neural search"] = rebuilt(served, backend=exact_search)
+        if not args.no_before:  # exact search, lexical part by the full product
+            full = dataclasses.replace(served.index, postings=FullProduct(served.index.lexical))
+            variants = {"before": rebuilt(served, index=full, backend=exact_search), **variants}
+        for ranker in variants.values():
+            ranker.warm_up(max(args.batches))
+        print(f"(exact top-10 of {args.recall_queries} queries by brute force ...)", flush=True)
+        exact = exact_top(served, queries[: args.recall_queries])
+        recalls = {
+            name: recall_of_exact(ranker, queries[: args.recall_queries], exact)
+            for name, ranker in variants.items()
+        }
+        for batch in args.batches:
+            calls = args.calls if batch == 1 else max(5, args.calls // 4)
+            base = None
+            for name, ranker in variants.items():
+                # The full product takes seconds a batch at 1M: a few calls say enough.
+                few = min(calls, 20 if batch == 1 else 3) if name == "before" else calls
+                result = measure(ranker, queries, raw, batch, few)
+                p50 = report(f"{name}, batch {batch}", result, base, recalls[name])
+                base = p50 if name == "before" else base
+        del served, variants
+        neural_model, neural_index = neural_reference(args.workdir, n)
+        reference = Ranker.load(neural_model, neural_index)
+        reference.warm_up(max(args.batches))
+        for batch in args.batches:
+            calls = args.calls if batch == 1 else max(5, args.calls // 4)
+            report(
+                f"neural-only reference, batch {batch}",
+                measure(reference, queries, raw, batch, calls),
+                None,
+            )
+        del reference
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Time spent per named stage of a call, for metrics and benchmarks (no heavy imports)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class StageTimes:
+    """Seconds spent per named stage, added up over calls.
+
+    Example:
+        >>> times = StageTimes()
+        >>> with times.stage("encode"):
+        ...     pass
+        >>> list(times.seconds)
+        ['encode']
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start

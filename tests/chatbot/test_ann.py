@@ -1,0 +1,69 @@
+"""The stored approximate neural index of large repositories (faiss IVF, memory-mapped)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chatbot.ann import ANN_FILE, StoredIvfSearch, build_ivf
+from chatbot.artifact import load_artifact
+from chatbot.errors import IndexLoadError
+from chatbot.index import load_index, save_index
+from chatbot.ranker import Ranker
+from tests.helpers import tiny_artifact
+
+
+def _clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((20, dim))
+    vectors = centres[rng.integers(0, 20, n)] + 0.1 * rng.standard_normal((n, dim))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_the_stored_index_finds_what_exact_search_finds(tmp_path: Path) -> None:
+    vectors = _clustered(2000, 16)
+    info = build_ivf(vectors.astype(np.float16), tmp_path / ANN_FILE)
+    assert info["kind"] == "faiss-ivf-sq8" and info["nlist"] == 51
+    search = StoredIvfSearch(tmp_path / ANN_FILE, nprobe=info["nlist"])  # every cell: ~exact
+    queries = vectors[:50]
+    _, found = search.search(queries, 10)
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact, strict=True)])
+    assert overlap >= 0.8  # 8-bit codes reorder near ties (a cluster of 100 at noise 0.1)
+    assert (found[:, 0] == np.arange(50)).mean() >= 0.9  # a stored vector finds itself
+
+
+def test_a_large_index_is_served_through_its_stored_ann(tmp_path: Path) -> None:
+    artifact = load_artifact(tiny_artifact(tmp_path / "model"))
+    texts = [f"hello {i}" for i in range(300)]
+    vectors = np.asarray(artifact.encoder().encode_responses([f"{t} __eou__" for t in texts]))
+    save_index(tmp_path / "index", vectors, texts, artifact, ann=True)
+    index = load_index(tmp_path / "index", artifact)
+    assert index.ann_path == tmp_path / "index" / ANN_FILE
+    assert index.manifest["ann"]["nprobe"] >= 1
+    ranker = Ranker.load(tmp_path / "model", tmp_path / "index")
+    assert ranker.backend.name == "faiss-ivf-stored"
+    assert Ranker.load(tmp_path / "model", tmp_path / "index", "exact").backend.name == "exact"
+    hits = ranker.respond([["hello there"]], k=3)[0]
+    assert len(hits) == 3 and all(hit.text in texts for hit in hits)
+
+
+def test_small_indexes_have_none_and_a_damaged_one_is_refused(tmp_path: Path) -> None:
+    artifact = load_artifact(tiny_artifact(tmp_path / "model"))
+    vectors = np.asarray(artifact.encoder().encode_responses(["a __eou__", "b __eou__"]))
+    save_index(tmp_path / "small", vectors, ["a", "b"], artifact)
+    assert load_index(tmp_path / "small", artifact).ann_path is None
+    save_index(
+        tmp_path / "big",
+        np.repeat(vectors, 60, 0),
+        [f"t{i}" for i in range(120)],
+        artifact,
+        ann=True,
+    )
+    with (tmp_path / "big" / ANN_FILE).open("r+b") as f:
+        f.seek(200)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(IndexLoadError, match=ANN_FILE):
+        load_index(tmp_path / "big", artifact)

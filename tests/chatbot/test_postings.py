@@ -1,0 +1,96 @@
+"""The inverted index behind lexical search: exact when nothing is cut, exact scores always."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from chatbot.postings import Postings
+
+
+def _rows(n: int, words: int, density: float, seed: int) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    rows = sp.random(n, words, density=density, random_state=rng, dtype=np.float32).tocsr()
+    norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1))).ravel()
+    norms[norms == 0] = 1
+    return sp.csr_matrix(sp.diags(1 / norms) @ rows, dtype=np.float32)
+
+
+def _brute(query: sp.csr_matrix, rows: sp.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray]:
+    scores = (rows @ query.T).toarray().ravel()
+    hit = np.flatnonzero(scores > 0)
+    order = np.lexsort((hit, -scores[hit]))[:n]
+    return hit[order], scores[hit][order]
+
+
+def test_postings_hold_each_words_responses_heaviest_first() -> None:
+    rows = _rows(300, 40, 0.1, seed=1)
+    postings = Postings.from_rows(rows)
+    by_word = rows.tocsc()
+    for word in range(rows.shape[1]):
+        span = slice(postings.indptr[word], postings.indptr[word + 1])
+        weights, ids = postings.weights[span], postings.ids[span]
+        assert np.all(np.diff(weights) <= 0)
+        column = by_word[:, word].toarray().ravel()
+        assert sorted(ids.tolist()) == np.flatnonzero(column).tolist()
+        np.testing.assert_allclose(weights, column[ids])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_reading_every_posting_gives_the_exact_top_n(seed: int) -> None:
+    rows = _rows(500, 60, 0.08, seed)
+    postings = Postings.from_rows(rows)
+    queries = _rows(10, 60, 0.15, seed + 100)
+    for query in queries:
+        ids, cosines = postings.top(query, rows, 20, max_postings=10_000, rescore=10_000)
+        want_ids, want = _brute(query, rows, 20)
+        assert ids.tolist() == want_ids.tolist()
+        np.testing.assert_allclose(cosines, want, rtol=1e-5)
+
+
+def test_cut_postings_still_return_exact_cosines_best_first() -> None:
+    rows = _rows(2000, 30, 0.2, seed=7)  # every word in ~400 responses
+    postings = Postings.from_rows(rows)
+    query = _rows(1, 30, 0.3, seed=8)
+    ids, cosines = postings.top(query, rows, 10, max_postings=50)
+    exact = (rows @ query.T).toarray().ravel()
+    np.testing.assert_allclose(cosines, exact[ids], rtol=1e-5)
+    assert np.all(np.diff(cosines) <= 0) and len(set(ids.tolist())) == len(ids)
+    # What the cut loses is bounded: no response beats the 10th by more than the postings
+    # left unread could have added (q_t x the weight at each word's cut).
+    cut_weight = np.array(
+        [
+            postings.weights[min(postings.indptr[w] + 49, postings.indptr[w + 1] - 1)]
+            for w in query.indices
+        ]
+    )
+    bound = float(query.data @ cut_weight)
+    missed = np.setdiff1d(np.flatnonzero(exact > cosines[-1]), ids)
+    assert np.all(exact[missed] <= cosines[-1] + bound + 1e-6)
+
+
+def test_ties_are_broken_by_response_id() -> None:
+    rows = sp.csr_matrix(np.array([[1.0, 0], [1.0, 0], [0, 1.0], [1.0, 0]], dtype=np.float32))
+    ids, _ = Postings.from_rows(rows).top(sp.csr_matrix([[1.0, 0.0]], dtype=np.float32), rows, 3)
+    assert ids.tolist() == [0, 1, 3]
+
+
+def test_a_query_sharing_no_word_finds_nothing_and_a_foreign_word_is_refused() -> None:
+    rows = sp.csr_matrix(np.array([[1.0, 0, 0], [0, 1.0, 0]], dtype=np.float32))
+    postings = Postings.from_rows(rows)
+    ids, cosines = postings.top(sp.csr_matrix([[0, 0, 1.0]], dtype=np.float32), rows, 5)
+    assert ids.size == 0 and cosines.size == 0
+    with pytest.raises(ValueError, match="word 3"):
+        postings.top(sp.csr_matrix([[0, 0, 0, 1.0]], dtype=np.float32), rows, 5)
+
+
+def test_saved_postings_load_memory_mapped_and_answer_the_same(tmp_path) -> None:
+    rows = _rows(200, 25, 0.2, seed=3)
+    postings = Postings.from_rows(rows)
+    names = postings.save(tmp_path)
+    loaded = Postings.load(tmp_path)
+    assert len(names) == 3 and isinstance(loaded.ids, np.memmap)
+    query = _rows(1, 25, 0.3, seed=4)
+    for got, want in zip(loaded.top(query, rows, 7), postings.top(query, rows, 7), strict=True):
+        np.testing.assert_array_equal(got, want)
