@@ -78,7 +78,7 @@ ubuntu-model: install
 	$(BIN)/chatbot ubuntu-model --shared-data "$${CHATBOT_SHARED_DATA:-../shared/data}" --out artifacts/ubuntu
 
 bench: install
-	@shopt -s nullglob; scripts=(bench/*.py); \
+	@shopt -s nullglob; scripts=(bench/[!_]*.py); \
 	if [ $${#scripts[@]} -eq 0 ]; then echo "no scripts in bench/" >&2; exit 1; fi; \
 	for s in "$${scripts[@]}"; do echo "==> $$s"; $(BIN)/python "$$s"; done
 

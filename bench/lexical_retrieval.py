@@ -1,6 +1,6 @@
 """Lexical top-N retrieval over a large repository, side by side, to choose the served one.
 
-For ``--sizes`` responses (real utterances grown with variants, ``bench/served_corpus.py``)
+For ``--sizes`` responses (real utterances grown with variants, ``bench/_served_corpus.py``)
 and ``--queries`` real contexts, one query at a time, top ``--depth`` (the hybrid's
 re-rank depth, 256):
 
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from bench.served_corpus import DEFAULT_CSV, served_corpus
+from bench._served_corpus import DEFAULT_CSV, served_corpus
 from chatbot.lexical import TfidfModel
 from chatbot.postings import Postings
 from chatbot.text import MARKERS

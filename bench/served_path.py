@@ -1,6 +1,6 @@
 """The served path in one process, stage by stage: what one ``/respond`` costs at 100k and 1M.
 
-Loads the hybrid model users are served (``bench/served_index.py``: the trained Ubuntu model
+Loads the hybrid model users are served (``bench/_served_index.py``: the trained Ubuntu model
 when built, else a stand-in of its shape) with a repository of real utterances grown to each
 size, as ``chatbot serve`` does (``Ranker.load``: memory-mapped index, float16 exact search on
 a CPU above 4M numbers), and answers the benchmark's real contexts in batches of 1 and 32.
@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from bench.served_corpus import DEFAULT_CSV
-from bench.served_index import neural_reference, served_index, served_model
+from bench._served_corpus import DEFAULT_CSV
+from bench._served_index import neural_reference, served_index, served_model
 from chatbot.search import make_backend
 
 STAGES = ("normalise", "encode", "neural search", "lexical search", "fusion and filters")

@@ -5,13 +5,13 @@ For each repository size (100k and 1M by default) and each ``--variants`` entry,
 micro-batching, ``--workers`` processes) on 127.0.0.1 and drives it with 1 and 32 concurrent
 clients (``--clients``). Variants are ``KIND:WORKERS``:
 
-* ``hybrid:W``: the hybrid model users are served (``bench/served_index.py``: the trained
+* ``hybrid:W``: the hybrid model users are served (``bench/_served_index.py``: the trained
   Ubuntu model when built, else a stand-in of its shape) with ``n`` real utterances grown
   with variants, their TF-IDF rows and postings;
 * ``neural:W``: (reference only) an untrained neural-only artifact over random vectors, what
   this benchmark measured before.
 
-Requests are the repository corpus's real contexts (``bench/served_corpus.py``), raw text
+Requests are the repository corpus's real contexts (``bench/_served_corpus.py``), raw text
 (markers removed), so the handler normalises them as it would a user's.
 
 The load generator is ``wrk`` (a C client, one thread, a Lua script cycling through 512
@@ -53,8 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from bench.served_corpus import DEFAULT_CSV
-from bench.served_index import neural_reference, served_index, served_model
+from bench._served_corpus import DEFAULT_CSV
+from bench._served_index import neural_reference, served_index, served_model
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("normalise", "encode", "neural search", "lexical search", "fusion and filters")

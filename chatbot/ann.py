@@ -80,7 +80,7 @@ class StoredIvfSearch:
         import faiss
 
         self.index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-        self.index.nprobe = nprobe
+        faiss.ParameterSpace().set_index_parameter(self.index, "nprobe", nprobe)
         self.nprobe = nprobe
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

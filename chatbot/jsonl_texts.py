@@ -23,6 +23,8 @@ from typing import overload
 
 import numpy as np
 
+_BLOCK = 1 << 24  # bytes read at once while finding the lines
+
 
 def write_jsonl(path: Path, texts: Iterable[str]) -> None:
     """One JSON string a line (newlines inside a text are escaped, so lines are texts)."""
@@ -40,17 +42,30 @@ class JsonlTexts(Sequence[str]):
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        with path.open("rb") as f:
-            size = f.seek(0, 2)
-            self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-        ends = np.flatnonzero(np.frombuffer(self._data, dtype=np.uint8) == ord("\n"))
-        if size and (not len(ends) or ends[-1] != size - 1):  # a last line without newline
-            ends = np.append(ends, size)
-        self._starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
-        self._ends = ends.astype(np.int64)
+        self._offsets: tuple[np.ndarray, np.ndarray] | None = None
+        self._data: mmap.mmap | bytes = b""
+
+    def _lines(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where each line starts and ends, found on first use by reading the file (not
+        through the mapping, so that only the lines shown are ever mapped in)."""
+        if self._offsets is None:
+            ends_found, size = [], 0
+            with self.path.open("rb") as f:
+                for block in iter(lambda: f.read(_BLOCK), b""):
+                    newlines = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+                    ends_found.append(newlines + size)
+                    size += len(block)
+                if size:
+                    self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            ends = np.concatenate(ends_found) if ends_found else np.zeros(0, np.int64)
+            if size and (not len(ends) or ends[-1] != size - 1):  # a last line without "\n"
+                ends = np.append(ends, size)
+            starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
+            self._offsets = (starts, ends.astype(np.int64))
+        return self._offsets
 
     def __len__(self) -> int:
-        return len(self._ends)
+        return len(self._lines()[1])
 
     @overload
     def __getitem__(self, i: int) -> str: ...
@@ -61,8 +76,9 @@ class JsonlTexts(Sequence[str]):
     def __getitem__(self, i: int | slice) -> str | list[str]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        line = range(len(self))[i]  # negative indexes, and IndexError past the end
-        raw = self._data[self._starts[line] : self._ends[line]]
+        starts, ends = self._lines()
+        line = range(len(ends))[i]  # negative indexes, and IndexError past the end
+        raw = self._data[starts[line] : ends[line]]
         try:
             text = json.loads(raw)
         except json.JSONDecodeError as exc:

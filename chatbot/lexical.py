@@ -84,8 +84,9 @@ class TfidfModel:
 
         Example:
             >>> m = TfidfModel.fit(["a b", "a c"])
-            >>> m.transform(["b b a", "zzz"]).toarray().round(3).tolist()
-            [[0.336, 0.942, 0.0], [0.0, 0.0, 0.0]]
+            >>> rows = m.transform(["b b a", "zzz"]).toarray()
+            >>> [[round(float(x), 3) for x in row] for row in rows]
+            [[0.335, 0.942, 0.0], [0.0, 0.0, 0.0]]
         """
         columns = self._columns
         indptr = np.zeros(len(texts) + 1, dtype=np.int64)

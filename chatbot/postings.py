@@ -39,14 +39,15 @@ import scipy.sparse as sp
 MAX_POSTINGS = 4096
 # Postings read per query in all, shared among its words by squared weight (the query row is
 # L2-normalised, so the shares add up to one): a long context's many common words get few
-# each, its rare words all of theirs. At 1M responses (bench/lexical_retrieval.py): p50
-# 2.0 ms, and 91% of the exact TF-IDF top-10 among the 256 found; 4096 per word without
-# it: 6.7 ms, 94%; the full product: 382 ms.
+# each, its rare words all of theirs. Chosen on the served hybrid's recall@10 of the exact
+# ranking at 1M responses and its cost (docs/performance.md): 32,768 with 1,024 re-scored
+# kept 0.88 of it (2.8 ms a query), with 4,096 re-scored 0.93 (3.2 ms); 131,072 with 4,096,
+# 0.95 (6.9 ms); reading every posting 0.987 (382 ms).
 BUDGET = 32_768
 # The fewest postings a query word gets from the budget.
 MIN_SHARE = 64
 # Candidates (by partial sum) whose exact cosine is computed, per response wanted.
-RESCORE_FACTOR = 4
+RESCORE_FACTOR = 16
 
 FILES = {"indptr": "postings.indptr.npy", "ids": "postings.ids.npy", "weights": "postings.w.npy"}
 
@@ -90,8 +91,9 @@ class Postings:
 
     @classmethod
     def load(cls, folder: Path, mmap: bool = True) -> Postings:
-        mode = "r" if mmap else None
-        return cls(**{name: np.load(folder / file, mmap_mode=mode) for name, file in FILES.items()})
+        if mmap:
+            return cls(**{name: np.load(folder / f, mmap_mode="r") for name, f in FILES.items()})
+        return cls(**{name: np.load(folder / f) for name, f in FILES.items()})
 
     def top(
         self,

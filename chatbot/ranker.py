@@ -15,7 +15,13 @@ from chatbot.artifact import load_artifact
 from chatbot.encoder import TextEncoder
 from chatbot.index import ResponseIndex, load_index, read_manifest
 from chatbot.scoring import Scorer
-from chatbot.search import SearchBackend, make_backend, padded_query_rows, stored_precision
+from chatbot.search import (
+    SearchBackend,
+    has_gpu,
+    make_backend,
+    padded_query_rows,
+    stored_precision,
+)
 from chatbot.text import Normalizer
 from chatbot.timing import StageTimes
 
@@ -36,6 +42,7 @@ class Query:
 
     context: str  # the normalised context
     last_turn: str  # its normalised last turn, for the echo rule
+    said: frozenset[str] = frozenset()  # the turns as sent (stripped): never said again
 
 
 class Ranker:
@@ -68,14 +75,14 @@ class Ranker:
     def load(cls, model_dir: str | Path, index_dir: str | Path, backend: str = "auto") -> Ranker:
         """Loads a model artifact and its index; both are checked (see ``chatbot.artifact``).
 
-        ``auto`` searches with the index's stored approximate index when it has one
-        (large repositories, :mod:`chatbot.ann`), else exactly.
+        ``auto`` searches exactly on a GPU; on a CPU, with the index's stored approximate
+        index when it has one (large repositories, :mod:`chatbot.ann`), else exactly.
         """
         artifact = load_artifact(model_dir)
         manifest = read_manifest(index_dir)
         precision = stored_precision(backend, int(manifest["n"]) * int(manifest["dim"]))
         index = load_index(index_dir, artifact, precision=precision)
-        if backend == "auto" and index.ann_path is not None:
+        if backend == "auto" and index.ann_path is not None and not has_gpu():
             nprobe = int(manifest.get("ann", {}).get("nprobe", NPROBE))
             search: SearchBackend = StoredIvfSearch(index.ann_path, nprobe)
         else:
@@ -91,18 +98,31 @@ class Ranker:
     def prepare(self, context: Sequence[str]) -> Query:
         """Normalises a raw context (a list of turns, oldest first). Thread-safe: the service
         calls it in the request handler, so that the model thread only encodes and searches."""
-        return Query(self.normalizer.context(context), self.normalizer.normalize(context[-1]))
+        return Query(
+            self.normalizer.context(context),
+            self.normalizer.normalize(context[-1]),
+            frozenset(turn.strip() for turn in context),
+        )
 
     def respond_prepared(
         self, queries: Sequence[Query], k: int, times: StageTimes | None = None
     ) -> list[list[Hit]]:
         """Top-k repository responses for each prepared context; ``times`` gets each
-        stage's seconds."""
+        stage's seconds.
+
+        A response that is already one of the conversation's turns (the bot's own earlier
+        reply, sent back by the chat widget, or the user's words) is not given again.
+        """
         contexts = [q.context for q in queries]
         last_turns = [q.last_turn for q in queries]
-        ranked = self.scorer.rank(contexts, last_turns, self.index, self.backend, k, times)
+        extra = max(len(q.said) for q in queries)  # each said text can hide one response
+        ranked = self.scorer.rank(contexts, last_turns, self.index, self.backend, k + extra, times)
         texts = self.index.texts
-        return [[Hit(texts[i], score) for i, score in row] for row in ranked]
+        out = []
+        for query, row in zip(queries, ranked, strict=True):
+            hits = (Hit(texts[i], score) for i, score in row)
+            out.append([hit for hit in hits if hit.text.strip() not in query.said][:k])
+        return out
 
     def respond(self, contexts: Sequence[Sequence[str]], k: int) -> list[list[Hit]]:
         """Top-k repository responses for each raw context (a list of turns, oldest first)."""

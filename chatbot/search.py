@@ -24,7 +24,8 @@ from typing import Protocol
 
 import numpy as np
 
-# "auto": the index's stored approximate index when it has one (chatbot.ann), else "exact".
+# "auto": on a CPU, the index's stored approximate index when it has one (chatbot.ann); else
+# (a GPU, or no stored index) "exact".
 BACKENDS = ("auto", "exact", "numpy", "faiss-flat", "faiss-ivf", "faiss-hnsw")
 
 # Above this many numbers (n x d; 2^22 = 16 MiB of float32) the CPU ``exact`` backend stores
@@ -309,6 +310,13 @@ class FaissSearch:
         return scores, ids.astype(np.int64)
 
 
+def has_gpu() -> bool:
+    """Whether TensorFlow sees a GPU (the ``exact`` search then runs there)."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def stored_precision(backend: str, n_values: int) -> str:
     """The precision of the vectors ``backend`` should be handed for ``n_values`` numbers: the
     ``exact`` CPU search reads float16 above :data:`FLOAT16_MIN_VALUES`, the rest float32.
@@ -319,9 +327,7 @@ def stored_precision(backend: str, n_values: int) -> str:
     """
     if backend not in ("auto", "exact") or n_values <= FLOAT16_MIN_VALUES:
         return "float32"
-    import tensorflow as tf
-
-    return "float32" if tf.config.list_physical_devices("GPU") else "float16"
+    return "float32" if has_gpu() else "float16"
 
 
 def make_backend(name: str, vectors: np.ndarray) -> SearchBackend:

@@ -77,6 +77,12 @@ def serve(args: argparse.Namespace) -> int:
     # factory anew in every worker), so the options given here travel as variables.
     for name, value in given.items():
         os.environ[f"CHATBOT_{name.upper()}"] = _env_value(value)
+    # Each worker gets its share of the cores (TensorFlow, BLAS and faiss's OpenMP): more
+    # threads than cores made every stage several times slower under load.
+    share = str(max(1, len(os.sched_getaffinity(0)) // settings.workers))
+    os.environ.setdefault("CHATBOT_MODEL_THREADS", share)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, share)
     own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
     if own_metrics_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chatbot-metrics-")

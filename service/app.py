@@ -102,6 +102,8 @@ async def _start(state: ServiceState, ranker: Ranker | None) -> None:
 
 def _load_ranker(settings: Settings) -> Ranker:
     # Imported here: it pulls in TensorFlow (~5 s), which importing the app should not cost.
+    if settings.model_threads:
+        _limit_threads(settings.model_threads)
     from chatbot.ranker import Ranker
 
     ranker = Ranker.load(settings.model_dir, settings.index_dir, settings.backend)
@@ -112,3 +114,14 @@ def _load_ranker(settings: Settings) -> Ranker:
             settings.index_dir,
         )
     return ranker
+
+
+def _limit_threads(threads: int) -> None:
+    """Caps TensorFlow's thread pools, which must happen before its first operation."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError as exc:  # TensorFlow already ran something in this process
+        logger.warning("cannot cap TensorFlow at %d threads: %s", threads, exc)

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         ge=1,
         description="worker processes of `chatbot serve` (default: one per usable CPU core)",
     )
+    model_threads: int = Field(
+        default=0,
+        ge=0,
+        description="TensorFlow threads of each worker's model (0: TensorFlow's default, all "
+        "cores); `chatbot serve --workers N` sets cores / N so workers do not fight for cores",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

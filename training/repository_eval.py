@@ -73,7 +73,7 @@ def repository_texts(index: ResponseIndex, normalizer: Normalizer) -> list[str]:
         ['hi there __eou__', 'a b __eou__']
     """
     if index.normalized is not None:
-        return index.normalized
+        return list(index.normalized)  # read once: the evaluation goes over them many times
     if index.shows_normalized_text:  # one utterance a line (training.responses.display_text)
         return [" ".join(f"{u} {EOU}" for u in t.split("\n")) for t in index.texts]
     return [normalizer.response(t) for t in index.texts]

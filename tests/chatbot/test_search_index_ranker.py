@@ -70,6 +70,16 @@ def test_ranker_returns_k_hits_best_first(model_and_index):
     assert any(abs(h.score - best.score) < 1e-4 and h.text == best.text for h in again)
 
 
+def test_ranker_never_repeats_a_turn_of_the_conversation(model_and_index):
+    model_dir, index_dir, texts = model_and_index
+    ranker = Ranker.load(model_dir, index_dir)
+    first = ranker.respond([["Hi, how are you?"]], k=1)[0][0].text
+    # The widget sends the bot's own reply back as a turn: it must not come again.
+    hits = ranker.respond([["Hi, how are you?", f" {first} ", "And you?"]], k=len(texts))[0]
+    assert first not in [h.text for h in hits]
+    assert sorted(h.text for h in hits) == sorted(t for t in texts if t != first)
+
+
 def test_index_of_another_model_is_refused(model_and_index, tmp_path):
     _, index_dir, _ = model_and_index
     other = load_artifact(tiny_artifact(tmp_path / "other", seed=7))

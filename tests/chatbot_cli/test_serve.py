@@ -71,8 +71,12 @@ def test_serve_without_a_model_says_which_option_is_missing(
 def test_several_workers_get_the_options_as_variables_and_a_metrics_folder(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name in ("CHATBOT_MODEL_DIR", "CHATBOT_INDEX_DIR", "PROMETHEUS_MULTIPROC_DIR"):
-        monkeypatch.delenv(name, raising=False)
+    # A copy: the variables serve sets for its workers must not leak into later tests.
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CHATBOT_")}
+    environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    environ.pop("OMP_NUM_THREADS", None)
+    monkeypatch.setattr(os, "environ", environ)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5})
     seen: dict[str, Any] = {}
 
     def fake_run(app: Any, **kw: Any) -> None:
@@ -85,6 +89,8 @@ def test_several_workers_get_the_options_as_variables_and_a_metrics_folder(
     assert (seen["app"], seen["factory"], seen["workers"]) == ("service.app:create_app", True, 3)
     assert seen["exists"] and not Path(seen["folder"]).exists()  # removed after serving
     assert seen["env"]["CHATBOT_MODEL_DIR"] == "m" and seen["env"]["CHATBOT_BATCHING"] == "false"
+    # Six cores, three workers: two threads each.
+    assert seen["env"]["CHATBOT_MODEL_THREADS"] == "2" and environ["OMP_NUM_THREADS"] == "2"
 
 
 def _children(pid: int) -> set[int]:

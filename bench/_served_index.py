@@ -4,7 +4,7 @@
   when it is there; else an untrained hybrid stand-in of the same shape (bidirectional LSTM
   128, embedding 100, vocabulary 30k, TF-IDF fitted on the corpus, ``lexical_weight`` 24).
   Latency does not depend on the weights; which one was used is printed.
-* Each index: ``n`` texts from :func:`bench.served_corpus.served_corpus` with their TF-IDF
+* Each index: ``n`` texts from :func:`bench._served_corpus.served_corpus` with their TF-IDF
   rows and postings (and, from 200k up, the approximate neural index), as ``chatbot index``
   writes them. The distinct base texts are encoded by
   the model; a variant gets its base text's vector plus a little noise (encoding 1M texts
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.served_corpus import DEFAULT_CSV, served_corpus
+from bench._served_corpus import DEFAULT_CSV, served_corpus
 from chatbot.ann import ANN_MIN_RESPONSES
 
 UBUNTU_MODEL = Path("artifacts/ubuntu/model")
