@@ -33,7 +33,7 @@ def _stand_in_model(path: Path, texts: list[str], lexical_weight: float) -> None
     from chatbot.config import ModelConfig
     from chatbot.lexical import TfidfModel
     from chatbot.model import build_dual_encoder
-    from chatbot.vocab import PAD, UNK, Vocab
+    from chatbot.vocab import Vocab
 
     config = ModelConfig(
         vocab_size=30_000,
@@ -43,12 +43,7 @@ def _stand_in_model(path: Path, texts: list[str], lexical_weight: float) -> None
         normalization="udc",
         lexical_weight=lexical_weight,
     )
-    counts: dict[str, int] = {}
-    for text in texts:
-        for word in text.split():
-            counts[word] = counts.get(word, 0) + 1
-    words = sorted(counts, key=lambda w: -counts[w])[: config.vocab_size - 2]
-    vocab = Vocab([PAD, UNK, *words])
+    vocab = Vocab.build((t.split() for t in texts), config.vocab_size, min_count=1)
     model = build_dual_encoder(config, vocab_size=len(vocab))
     lexical = TfidfModel.fit(texts) if lexical_weight > 0 else None
     save_artifact(path, model, vocab, config, name="bench", lexical=lexical)

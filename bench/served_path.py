@@ -38,6 +38,7 @@ import numpy as np
 
 from bench._served_corpus import DEFAULT_CSV
 from bench._served_index import neural_reference, served_index, served_model
+from chatbot.scoring import hybrid_score
 from chatbot.search import make_backend
 
 STAGES = ("normalise", "encode", "neural search", "lexical search", "fusion and filters")
@@ -103,7 +104,7 @@ def exact_top(ranker, queries: list[str], k: int = 10) -> list[set[int]]:
             neural[start : start + len(block)] = block @ vector
         rows = scorer.lexical.transform([q.context, q.last_turn])
         both = (index.lexical @ rows.T).toarray()  # (n, 2): context and last-turn cosines
-        scores = neural + scorer.bias + scorer.lexical_weight * both[:, 0]
+        scores = hybrid_score(neural, both[:, 0], scorer.lexical_weight, scorer.bias)
         scores[both[:, 1] >= scorer.echo_cosine] = -np.inf
         out.append(set(np.argsort(-scores)[:k].tolist()))
     return out

@@ -18,7 +18,6 @@ artifact fails with a message that names the file at fault.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import platform
 import shutil
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ import tensorflow as tf
 from chatbot.config import ModelConfig
 from chatbot.encoder import TextEncoder
 from chatbot.errors import ArtifactError
-from chatbot.files import atomic_dir, check_files, sha256_file, write_json
+from chatbot.files import atomic_dir, check_files, read_manifest_file, sha256_file, write_json
 from chatbot.lexical import TfidfModel
 from chatbot.model import DualEncoder, build_dual_encoder
 from chatbot.scoring import Scorer
@@ -181,12 +180,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
     manifest_path = path / MANIFEST
     if not path.is_dir():
         raise ArtifactError(f"{path}: no model artifact here (not a directory)")
-    if not manifest_path.is_file():
-        raise ArtifactError(f"{path}: not a model artifact ({MANIFEST} is missing)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{manifest_path}: damaged ({exc})") from exc
+    manifest = read_manifest_file(manifest_path, "model artifact", ArtifactError)
     if manifest.get("format") != FORMAT:
         raise ArtifactError(
             f"{manifest_path}: artifact format {manifest.get('format')!r}, this code reads {FORMAT}"

@@ -38,6 +38,20 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     tmp.rename(path)
 
 
+def read_manifest_file(path: Path, what: str, error: Callable[[str], Exception]) -> dict[str, Any]:
+    """The JSON object in the manifest at ``path``; ``error(message)`` when it is missing
+    (named as "not a ``what``") or is not a JSON object."""
+    if not path.is_file():
+        raise error(f"{path.parent}: not a {what} ({path.name} is missing)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: damaged ({exc})") from exc
+    if not isinstance(data, dict):
+        raise error(f"{path}: damaged (not a JSON object)")
+    return data
+
+
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 

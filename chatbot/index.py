@@ -24,7 +24,6 @@ the normalised form an already-normalised UDC CSV had (``"display": "normalized"
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ import scipy.sparse as sp
 from chatbot.ann import ANN_FILE, ANN_MIN_RESPONSES, build_ivf
 from chatbot.artifact import Artifact
 from chatbot.errors import IndexLoadError
-from chatbot.files import atomic_dir, check_files, sha256_file, write_json
+from chatbot.files import atomic_dir, check_files, read_manifest_file, sha256_file, write_json
 from chatbot.jsonl_texts import JsonlTexts, write_jsonl
 from chatbot.postings import FILES as POSTINGS_FILES
 from chatbot.postings import Postings
@@ -174,13 +173,8 @@ def save_index(
 def read_manifest(path: str | Path) -> dict[str, Any]:
     """The manifest of the index at ``path`` (its size, model, files), checked for format."""
     manifest_path = Path(path) / MANIFEST
-    if not manifest_path.is_file():
-        raise IndexLoadError(f"{path}: not a response index ({MANIFEST} is missing)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise IndexLoadError(f"{manifest_path}: damaged ({exc})") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    manifest = read_manifest_file(manifest_path, "response index", IndexLoadError)
+    if manifest.get("format") != FORMAT:
         raise IndexLoadError(f"{manifest_path}: not an index manifest of format {FORMAT}")
     return manifest
 
@@ -248,13 +242,12 @@ def load_index(
             f"the model encodes {artifact.model.encoding_dim}"
         )
     lexical = _load_lexical(path, lexical_files, manifest, artifact)
-    postings = None
-    if lexical is not None:
-        postings = Postings.load(path) if has_postings else Postings.from_rows(lexical)
-        if postings.n_words != lexical.shape[1]:
-            raise IndexLoadError(
-                f"{path}: postings of {postings.n_words} words, TF-IDF rows of {lexical.shape[1]}"
-            )
+    # Indexes written before postings were stored get theirs built by ResponseIndex.
+    postings = Postings.load(path) if lexical is not None and has_postings else None
+    if postings is not None and lexical is not None and postings.n_words != lexical.shape[1]:
+        raise IndexLoadError(
+            f"{path}: postings of {postings.n_words} words, TF-IDF rows of {lexical.shape[1]}"
+        )
     return ResponseIndex(
         vectors=vectors,
         texts=texts,

@@ -321,7 +321,7 @@ class Scorer:
             owner: np.ndarray, ids: np.ndarray, id_rows: sp.csr_matrix | None = None
         ) -> np.ndarray:
             id_rows = rows[ids] if id_rows is None else id_rows
-            return _pair_cosines(id_rows, last, owner) < self.echo_cosine
+            return _owned_cosines(id_rows, last, owner) < self.echo_cosine
 
         return keep
 
@@ -357,7 +357,7 @@ class Scorer:
             keep = ids >= 0
             owner, flat = np.nonzero(keep)[0], ids[keep]
             candidate_rows = rows[flat]
-            cosine = _pair_cosines(candidate_rows, context_rows, owner)
+            cosine = _owned_cosines(candidate_rows, context_rows, owner)
             vectors = np.asarray(repository.vectors[flat], dtype=np.float32)
             neural = np.einsum("md,md->m", vectors, queries[owner])
             scores = np.full(ids.shape, -np.inf, dtype=np.float32)
@@ -368,7 +368,7 @@ class Scorer:
             return _best_per_row(scores, ids, keep, k)
 
 
-def _pair_cosines(
+def _owned_cosines(
     candidates: sp.csr_matrix, queries: sp.csr_matrix, owner: np.ndarray
 ) -> np.ndarray:
     """TF-IDF cosine of each candidate row with the query row it belongs to (``owner``)."""

@@ -19,10 +19,11 @@ Example:
 
 from __future__ import annotations
 
-import math
 from typing import Protocol
 
 import numpy as np
+
+from chatbot.ann import ivf_cells
 
 # "auto": on a CPU, the index's stored approximate index when it has one (chatbot.ann); else
 # (a GPU, or no stored index) "exact".
@@ -290,7 +291,7 @@ class FaissSearch:
         if kind == "flat":
             index = faiss.IndexFlatIP(dim)
         elif kind == "ivf":
-            nlist = max(1, min(int(4 * math.sqrt(n)), n // 39 or 1))
+            nlist = ivf_cells(n)
             ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
             ivf.train(vectors)
             ivf.nprobe = min(nprobe, nlist)

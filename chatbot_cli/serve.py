@@ -54,7 +54,7 @@ def serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from service.app import create_app
-    from service.settings import Settings
+    from service.settings import Settings, usable_cores
 
     given: dict[str, Any] = {
         name: getattr(args, name)
@@ -79,7 +79,7 @@ def serve(args: argparse.Namespace) -> int:
         os.environ[f"CHATBOT_{name.upper()}"] = _env_value(value)
     # Each worker gets its share of the cores (TensorFlow, BLAS and faiss's OpenMP): more
     # threads than cores made every stage several times slower under load.
-    share = str(max(1, len(os.sched_getaffinity(0)) // settings.workers))
+    share = str(max(1, usable_cores() // settings.workers))
     os.environ.setdefault("CHATBOT_MODEL_THREADS", share)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, share)

@@ -12,6 +12,11 @@ from chatbot.search import BACKENDS
 from service.schemas import MAX_K
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (a container's limit, not the host's count)."""
+    return len(os.sched_getaffinity(0))
+
+
 class Settings(BaseSettings):
     """Everything the service needs to start; build it in ``main``/``create_app``, never at import.
 
@@ -47,7 +52,7 @@ class Settings(BaseSettings):
     # The embeddable widget posts from other sites' pages; no cookies are involved, so "*" is safe.
     cors_origins: list[str] = ["*"]
     workers: int = Field(
-        default_factory=lambda: len(os.sched_getaffinity(0)),
+        default_factory=usable_cores,
         ge=1,
         description="worker processes of `chatbot serve` (default: one per usable CPU core)",
     )
