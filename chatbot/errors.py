@@ -26,3 +26,7 @@ class IndexLoadError(ChatbotError, RuntimeError):
 
 class UsageError(ChatbotError):
     """Options that do not fit together, or that a command cannot act on."""
+
+
+class BundleError(ChatbotError, RuntimeError):
+    """A model bundle (chatbot.bundles) is missing, damaged, or its parts do not belong together."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from chatbot.ann import NPROBE, StoredIvfSearch
-from chatbot.artifact import load_artifact
+from chatbot.artifact import Artifact, load_artifact
 from chatbot.encoder import TextEncoder
 from chatbot.index import ResponseIndex, load_index, read_manifest
 from chatbot.scoring import Scorer
@@ -64,8 +64,10 @@ class Ranker:
         index: ResponseIndex,
         backend: SearchBackend,
         model_version: str,
+        artifact: Artifact | None = None,
     ) -> None:
         self.scorer = scorer
+        self.artifact = artifact  # what the scorer came from (index edits need it)
         self.normalizer = normalizer
         self.index = index
         self.backend = backend
@@ -93,6 +95,7 @@ class Ranker:
             index,
             search,
             artifact.version,
+            artifact,
         )
 
     def prepare(self, context: Sequence[str]) -> Query:

@@ -13,7 +13,11 @@ from typing import Any
 
 from chatbot.search import BACKENDS
 
-_OPTIONS = {"model_dir": "--model", "index_dir": "--index", "batching": "--no-batching"}
+_OPTIONS = {
+    "model_dir": "--model",
+    "index_dir": "--index",
+    "batching": "--no-batching",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,6 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", type=Path, dest="model_dir", help="model artifact directory")
     parser.add_argument("--index", type=Path, dest="index_dir", help="response index directory")
+    parser.add_argument(
+        "--repository",
+        type=Path,
+        help="model repository (chatbot publish): serve its newest version and swap in new "
+        "ones as they are published, instead of --model/--index",
+    )
+    parser.add_argument("--version", help="serve this version of the repository, not the newest")
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -48,6 +59,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=serve)
 
 
+_GIVEN = (
+    "model_dir",
+    "index_dir",
+    "repository",
+    "version",
+    "backend",
+    "host",
+    "port",
+    "batching",
+    "workers",
+)
+
+
 def serve(args: argparse.Namespace) -> int:
     # Imported here so that `chatbot --help` and the offline jobs do not load the web stack.
     import uvicorn
@@ -57,15 +81,16 @@ def serve(args: argparse.Namespace) -> int:
     from service.settings import Settings, usable_cores
 
     given: dict[str, Any] = {
-        name: getattr(args, name)
-        for name in ("model_dir", "index_dir", "backend", "host", "port", "batching", "workers")
-        if getattr(args, name) is not None
+        name: getattr(args, name) for name in _GIVEN if getattr(args, name) is not None
     }
     try:
         settings = Settings(**given)
     except ValidationError as exc:
         # A user's mistake: one line per problem, no traceback.
         for error in exc.errors():
+            if not error["loc"]:  # a rule between options: its message names them
+                print(f"error: {error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+                continue
             name = str(error["loc"][0])
             option = _OPTIONS.get(name, "--" + name.replace("_", "-"))
             print(f"error: {option} / CHATBOT_{name.upper()}: {error['msg']}", file=sys.stderr)

@@ -1,33 +1,34 @@
-"""FastAPI dependencies: how a route reaches the settings, the model and the batcher.
+"""FastAPI dependencies: how a route reaches the settings, the metrics and what is serving.
 
 Tests replace any of these with ``app.dependency_overrides``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request
 
-from service.batching import MicroBatcher
+from service.limits import RateLimiter
 from service.metrics import Metrics
+from service.serving import Serving
 from service.settings import Settings
-
-if TYPE_CHECKING:
-    # Only for type checkers: importing the ranker pulls in TensorFlow, which app.py defers.
-    from chatbot.ranker import Ranker
 
 
 @dataclass
 class ServiceState:
-    """What the app holds between requests; ``not_ready`` says why ``ranker`` is missing."""
+    """What the app holds between requests."""
 
     settings: Settings
     metrics: Metrics
-    ranker: Ranker | None = None
-    batcher: MicroBatcher | None = None
-    not_ready: str = "model is loading"
+    serving: Serving
+    rate_limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rate_limiter = RateLimiter(
+            self.settings.rate_limit_per_s, self.settings.rate_limit_burst
+        )
 
 
 def get_state(request: Request) -> ServiceState:
@@ -45,19 +46,10 @@ def get_metrics(state: StateDep) -> Metrics:
     return state.metrics
 
 
-def get_ranker(state: StateDep) -> Ranker:
-    if state.ranker is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"not ready: {state.not_ready}")
-    return state.ranker
-
-
-def get_batcher(state: StateDep) -> MicroBatcher:
-    if state.batcher is None:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"not ready: {state.not_ready}")
-    return state.batcher
+def get_serving(state: StateDep) -> Serving:
+    return state.serving
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-RankerDep = Annotated["Ranker", Depends(get_ranker)]
-BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]
+ServingDep = Annotated[Serving, Depends(get_serving)]

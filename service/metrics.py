@@ -57,6 +57,23 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.bundle_swaps = Counter(
+            "chatbot_bundle_swaps",
+            "New versions that replaced the serving one.",
+            registry=self.registry,
+        )
+        self.bundles_refused = Counter(
+            "chatbot_bundles_refused",
+            "Versions of the model repository that failed to load and were refused.",
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "chatbot_rejected_requests",
+            "Requests turned away by a limit: body size, rate, deadline.",
+            ["reason"],
+            registry=self.registry,
+        )
+
     def observe_stages(self, seconds: dict[str, float]) -> None:
         for stage, value in seconds.items():
             self.stage_seconds.labels(stage).observe(value)

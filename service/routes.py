@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, HTTPException, Response, status
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi.responses import FileResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.deps import BatcherDep, MetricsDep, RankerDep, SettingsDep, StateDep
-from service.schemas import RespondRequest, RespondResponse, ResponseItem
+from service.deps import MetricsDep, ServiceState, ServingDep, SettingsDep, StateDep
+from service.limits import retry_after_header
+from service.metrics import Metrics
+from service.schemas import (
+    ReadyResponse,
+    RespondRequest,
+    RespondResponse,
+    ResponseItem,
+    error_responses,
+)
+from service.serving import LiveBundle, NotReady
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from chatbot.ranker import Hit
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -22,39 +36,71 @@ router = APIRouter()
 
 @router.post(
     "/respond",
-    responses={
-        413: {"description": "too many turns or characters"},
-        503: {"description": "model not loaded, or it failed"},
-    },
+    responses=error_responses(400, 413, 422, 429, 503),
 )
 async def respond(
-    request: RespondRequest,
-    ranker: RankerDep,
-    batcher: BatcherDep,
+    body: RespondRequest,
+    request: Request,
+    serving: ServingDep,
     settings: SettingsDep,
     metrics: MetricsDep,
+    state: StateDep,
 ) -> RespondResponse:
     """Best responses to a conversation, from the repository or from ``candidates``."""
     start = time.perf_counter()
-    _check_limits(request, settings)
+    _check_rate(request, state)
+    _check_limits(body, settings)
     try:
-        if request.candidates is None:
-            # Normalised here, on the event loop: the model thread only encodes and searches.
-            query = ranker.prepare(request.context)
-            metrics.stage_seconds.labels("normalise").observe(time.perf_counter() - start)
-            hits = await batcher.respond(query, request.k)
-        else:
-            k = min(request.k, len(request.candidates))
-            hits = await batcher.rank_candidates(request.context, request.candidates, k)
+        async with serving.use() as live:
+            hits = await asyncio.wait_for(
+                _answer(body, live, metrics, start), settings.request_timeout_s
+            )
+    except NotReady as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"not ready: {exc}") from exc
+    except TimeoutError as exc:
+        # The batcher skips the cancelled request if it has not reached the model yet.
+        metrics.rejected.labels("deadline").inc()
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"no answer within {settings.request_timeout_s:g} s; the service is overloaded",
+        ) from exc
     except Exception as exc:
         # Input was validated above, so what is left is the server's fault.
         logger.exception("ranker failed")
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "model error") from exc
     return RespondResponse(
         responses=[ResponseItem(text=hit.text, score=float(hit.score)) for hit in hits],
-        model=ranker.model_version,
+        model=live.version,
         took_ms=(time.perf_counter() - start) * 1000,
     )
+
+
+async def _answer(
+    body: RespondRequest, live: LiveBundle, metrics: Metrics, start: float
+) -> list[Hit]:
+    if body.candidates is None:
+        # Normalised here, on the event loop: the model thread only encodes and searches.
+        query = live.ranker.prepare(body.context)
+        metrics.stage_seconds.labels("normalise").observe(time.perf_counter() - start)
+        return await live.batcher.respond(query, body.k)
+    k = min(body.k, len(body.candidates))
+    return await live.batcher.rank_candidates(body.context, body.candidates, k)
+
+
+def _check_rate(request: Request, state: ServiceState) -> None:
+    limiter = state.rate_limiter
+    if not limiter.enabled:
+        return
+    client = request.client.host if request.client is not None else "unknown"
+    wait = limiter.retry_after(client)
+    if wait > 0:
+        state.metrics.rejected.labels("rate").inc()
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many requests from {client}: at most {limiter.rate:g} a second "
+            f"(bursts of {limiter.burst}); retry in {wait:.1f} s",
+            headers={"Retry-After": retry_after_header(wait)},
+        )
 
 
 def _check_limits(request: RespondRequest, settings: Settings) -> None:
@@ -71,6 +117,11 @@ def _check_limits(request: RespondRequest, settings: Settings) -> None:
             f"context and candidates have {chars} characters; "
             f"at most {settings.max_chars} are accepted",
         )
+    if request.candidates is not None and len(request.candidates) > settings.max_candidates:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"{len(request.candidates)} candidates; at most {settings.max_candidates} are accepted",
+        )
     if request.k > settings.max_k:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"k: must be at most {settings.max_k}"
@@ -83,15 +134,15 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "model or index not loaded"}})
-async def readyz(state: StateDep) -> JSONResponse:
-    """Readiness: 200 once the model and index are loaded, else 503 with the reason."""
-    if state.ranker is None:
-        return JSONResponse(
-            {"status": "not ready", "detail": state.not_ready},
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
-    return JSONResponse({"status": "ready", "model": state.ranker.model_version})
+@router.get("/readyz", responses=error_responses(503))
+async def readyz(serving: ServingDep) -> ReadyResponse:
+    """Readiness: 200 once a model and its index are loaded, else 503 with the reason."""
+    live = serving.current
+    if live is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"not ready: {serving.not_ready}")
+    return ReadyResponse(
+        status="ready", model=live.version, model_version=live.ranker.model_version
+    )
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -9,7 +9,15 @@ from pydantic_core import PydanticCustomError
 
 from chatbot.text import split_turns
 
+# The documented ceilings of a request; the service's settings may lower them.
 MAX_K = 50
+MAX_TURNS = 50
+MAX_CHARS = 10_000
+MAX_CANDIDATES = 100
+
+# A text must hold something besides white space ("search" semantics: anywhere in it).
+_NOT_BLANK = r"\S"
+_TEXT = {"type": "string", "pattern": _NOT_BLANK, "maxLength": MAX_CHARS}
 
 # Accepted as a list of turns or one UDC-layout string; always a list once validated.
 Turns = Annotated[
@@ -17,12 +25,16 @@ Turns = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                {"type": "string"},
+                {"type": "array", "items": _TEXT, "minItems": 1, "maxItems": MAX_TURNS},
+                _TEXT,
             ],
             "description": "turns, oldest first, or one string with __eot__ between turns",
         }
     ),
+]
+Candidates = Annotated[
+    list[str],
+    WithJsonSchema({"type": "array", "items": _TEXT, "minItems": 1, "maxItems": MAX_CANDIDATES}),
 ]
 
 
@@ -42,7 +54,7 @@ class RespondRequest(BaseModel):
 
     context: Turns
     k: int = Field(5, ge=1, le=MAX_K, description="how many responses to return")
-    candidates: list[str] | None = Field(
+    candidates: Candidates | None = Field(
         None, min_length=1, description="rank these texts instead of the response repository"
     )
 
@@ -50,7 +62,8 @@ class RespondRequest(BaseModel):
     @classmethod
     def _split_string(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return split_turns(value)
+            # Markers alone ("__eot__") are one turn of text, not an empty context.
+            return split_turns(value) or ([value] if value.strip() else [])
         if not isinstance(value, list):
             raise PydanticCustomError(
                 "context_type", "must be a list of turns or a string with __eot__ markers"
@@ -85,5 +98,87 @@ class ResponseItem(BaseModel):
 
 class RespondResponse(BaseModel):
     responses: list[ResponseItem] = Field(description="best first")
-    model: str = Field(description="version of the model that answered")
+    model: str = Field(
+        description="the serving version that answered: the bundle version when serving a "
+        "model repository, else the model's version"
+    )
     took_ms: float
+
+
+class ReadyResponse(BaseModel):
+    status: str
+    model: str = Field(description="the serving version (as in /respond answers)")
+    model_version: str = Field(description="the version of its model artifact")
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int] = Field(description="where: body, then the field path")
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """What every 4xx and 5xx answer holds."""
+
+    detail: str = Field(description="what is wrong, in one line")
+    errors: list[ErrorItem] | None = Field(
+        None, description="422 only: each problem of the request body"
+    )
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these status codes, each with the :class:`ErrorBody`."""
+    reasons = {
+        400: "the body is not valid JSON",
+        401: "missing or wrong admin token",
+        403: "admin endpoints are off (no admin token is configured)",
+        404: "no such thing",
+        409: "cannot be done in the service's current setup",
+        413: "request body, turns, characters or candidates over the limit",
+        422: "a field is missing or invalid",
+        429: "too many requests from this client; see Retry-After",
+        503: "not ready, overloaded, took too long, or the model failed",
+    }
+    return {code: {"model": ErrorBody, "description": reasons[code]} for code in codes}
+
+
+class EditRequest(BaseModel):
+    """Responses to add to and remove from the serving repository (exact texts)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"examples": [{"add": ["Try `sudo dhclient wlan0`."], "remove": []}]},
+    )
+
+    add: list[Annotated[str, Field(pattern=_NOT_BLANK)]] = Field(
+        default_factory=list, description="texts to encode and add"
+    )
+    remove: list[str] = Field(default_factory=list, description="texts to remove")
+
+
+class EditResponse(BaseModel):
+    version: str = Field(description="the version with the edit, now serving")
+    added: int
+    removed: int
+    unchanged: list[str] = Field(description="additions that were already there")
+    responses: int = Field(description="size of the edited repository")
+
+
+class ReloadResponse(BaseModel):
+    serving: str = Field(description="the version serving after the check")
+    swapped: bool = Field(description="whether the check replaced the serving version")
+    refused: dict[str, str] = Field(description="versions that failed to load, and why")
+
+
+class StatusResponse(BaseModel):
+    serving: str | None = Field(description="the serving version (None while loading)")
+    model_version: str | None = Field(description="the serving model artifact's version")
+    responses: int | None = Field(description="size of the serving repository")
+    repository: str | None = Field(description="the model repository, when serving from one")
+    pinned: str | None = Field(description="the version pinned by CHATBOT_VERSION")
+    newest: str | None = Field(description="the newest version in the repository")
+    poll_s: float
+    swaps: int = Field(description="versions swapped in since start")
+    refused: dict[str, str] = Field(description="versions that failed to load, and why")
+    not_ready: str = Field(description="why nothing serves yet (empty when serving)")

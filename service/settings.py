@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chatbot.search import BACKENDS
-from service.schemas import MAX_K
+from service.schemas import MAX_CANDIDATES, MAX_CHARS, MAX_K, MAX_TURNS
 
 
 def usable_cores() -> int:
@@ -20,27 +20,81 @@ def usable_cores() -> int:
 class Settings(BaseSettings):
     """Everything the service needs to start; build it in ``main``/``create_app``, never at import.
 
+    The model comes from a model repository (``repository``, hot-swapped when a new version
+    is published) or from one artifact and its index (``model_dir`` and ``index_dir``).
+
     Example:
         >>> Settings(model_dir="runs/m", index_dir="runs/i", batching=False).max_k
         50
+        >>> Settings(repository="runs/repo").poll_s
+        10.0
     """
 
     model_config = SettingsConfigDict(env_prefix="CHATBOT_", extra="forbid")
 
-    model_dir: Path = Field(description="model artifact directory (chatbot train / export)")
-    index_dir: Path = Field(description="pre-encoded response repository (chatbot index)")
+    model_dir: Path | None = Field(
+        default=None, description="model artifact directory (chatbot train / export)"
+    )
+    index_dir: Path | None = Field(
+        default=None, description="pre-encoded response repository (chatbot index)"
+    )
+    repository: Path | None = Field(
+        default=None, description="model repository of published bundles (chatbot publish)"
+    )
+    version: str | None = Field(
+        default=None, description="serve this version of the repository, not the newest"
+    )
+    poll_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="how often to look for a new version in the repository (0: only when "
+        "POST /admin/reload asks)",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token of the /admin endpoints (unset: they answer 403)",
+    )
     backend: str = Field(
         default="auto",
         description=f"search backend: {', '.join(BACKENDS)} (auto: the index's stored "
         "approximate index when it has one, else exact)",
     )
 
-    max_turns: int = Field(default=50, ge=1, description="most turns accepted in one context")
+    max_turns: int = Field(
+        default=MAX_TURNS, ge=1, le=MAX_TURNS, description="most turns accepted in one context"
+    )
     max_chars: int = Field(
-        default=10_000, ge=1, description="most characters in context + candidates"
+        default=MAX_CHARS,
+        ge=1,
+        le=MAX_CHARS,
+        description="most characters in context + candidates",
     )
     max_k: int = Field(
         default=MAX_K, ge=1, le=MAX_K, description="most responses one request may ask for"
+    )
+    max_candidates: int = Field(
+        default=MAX_CANDIDATES,
+        ge=1,
+        le=MAX_CANDIDATES,
+        description="most candidates one request may ask to rank",
+    )
+    max_body_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="largest request body of the public endpoints"
+    )
+    max_admin_body_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="largest request body of /admin endpoints"
+    )
+    rate_limit_per_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="requests per second each client address may send to /respond, on "
+        "average (0: no limit)",
+    )
+    rate_limit_burst: int = Field(
+        default=20, ge=1, description="requests a client may send at once before the rate applies"
+    )
+    request_timeout_s: float = Field(
+        default=10.0, gt=0, description="a /respond request still waiting after this gets a 503"
     )
 
     batching: bool = Field(
@@ -64,6 +118,22 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+
+    @model_validator(mode="after")
+    def _one_model_source(self) -> Settings:
+        pair = (self.model_dir is not None, self.index_dir is not None)
+        if self.repository is not None:
+            if any(pair):
+                raise ValueError("give either a model repository or a model and an index, not both")
+        elif pair != (True, True):
+            raise ValueError(
+                "say what to serve: a model repository (--repository / CHATBOT_REPOSITORY), "
+                "or a model and its index (--model and --index / CHATBOT_MODEL_DIR and "
+                "CHATBOT_INDEX_DIR)"
+            )
+        if self.version is not None and self.repository is None:
+            raise ValueError("a version (--version / CHATBOT_VERSION) needs a model repository")
+        return self
 
     @field_validator("backend")
     @classmethod

@@ -47,3 +47,31 @@ def random_ids(rows: int, length: int, vocab_size: int = 20, seed: int = 0) -> n
     ids = np.random.default_rng(seed).integers(2, vocab_size, size=(rows, length)).astype("int32")
     ids[0, length // 2 :] = 0  # one right-padded row
     return ids
+
+
+BUNDLE_TEXTS = ("Hello there!", "I am fine, thanks.", "My name is Bot.", "Good morning!")
+
+
+def tiny_bundle(
+    root: Path, texts: tuple[str, ...] = BUNDLE_TEXTS, seed: int = 0, hybrid: bool = True
+) -> tuple[Path, Path]:
+    """A tiny model (hybrid: with a TF-IDF part) and its index of ``texts`` under ``root``;
+    returns ``(model_dir, index_dir)``."""
+    from chatbot.artifact import load_artifact
+    from chatbot.index import save_index
+    from chatbot.lexical import TfidfModel
+    from chatbot.text import Normalizer
+
+    config = tiny_config(lexical_weight=1.0 if hybrid else 0.0)
+    normalized = [Normalizer(config.normalization).response(t) for t in texts]
+    lexical = TfidfModel.fit(normalized) if hybrid else None
+    model_dir = save_artifact(
+        root / "model", tiny_model(config, seed), tiny_vocab(), config, "tiny", lexical=lexical
+    )
+    artifact = load_artifact(model_dir)
+    vectors = artifact.encoder().encode_responses(normalized)
+    rows = artifact.lexical.transform(normalized) if artifact.lexical is not None else None
+    index_dir = save_index(
+        root / "index", vectors, list(texts), artifact, lexical=rows, normalized=normalized
+    )
+    return model_dir, index_dir

@@ -67,7 +67,8 @@ def test_k_above_the_number_of_candidates_returns_them_all(client: TestClient) -
     ("body", "status", "message"),
     [
         ({"context": []}, 422, "context: must hold at least one turn"),
-        ({"context": "__eot__ __eou__ __eot__"}, 422, "context: must hold at least one turn"),
+        ({"context": ""}, 422, "context: must hold at least one turn"),
+        ({"context": " \n "}, 422, "context: must hold at least one turn"),
         ({"context": ["hi", "  "]}, 422, "context: turn 1 is empty"),
         ({"context": ["hi"] * 51}, 413, "51 turns; at most 50"),
         ({"context": ["x" * 6000, "y" * 4001]}, 413, "10001 characters; at most 10000"),
@@ -140,7 +141,8 @@ def test_healthz_and_readyz_when_loaded(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "model": FakeRanker.model_version}
+    version = FakeRanker.model_version
+    assert ready.json() == {"status": "ready", "model": version, "model_version": version}
 
 
 def test_metrics_count_requests_by_status_and_batch_sizes(client: TestClient) -> None:
