@@ -54,7 +54,7 @@ def test_a_damaged_file_is_refused(two_bundles, tmp_path):
     with (index / "texts.jsonl").open("a") as f:
         f.write('"sneaked in"\n')
 
-    with pytest.raises(BundleError, match="texts.jsonl is damaged"):
+    with pytest.raises(BundleError, match=r"texts\.jsonl is damaged"):
         bundles.publish(tmp_path / "repo", model_a, index)
 
 

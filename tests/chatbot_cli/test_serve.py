@@ -65,7 +65,7 @@ def test_serve_without_a_model_says_which_option_is_missing(
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: pytest.fail("must not start"))
 
     assert _run(["serve", "--index", "i"]) == 2
-    assert "error: --model / CHATBOT_MODEL_DIR: Field required" in capsys.readouterr().err
+    assert "error: say what to serve: a model repository" in capsys.readouterr().err
 
 
 def test_several_workers_get_the_options_as_variables_and_a_metrics_folder(

@@ -43,9 +43,11 @@ class FakeRanker:
     """
 
     model_version = "fake-20260101-00000000"
+    artifact = None  # not loaded from an artifact: index edits are refused
 
     def __init__(self, repository: Sequence[str] = REPOSITORY, delay: float = 0.0) -> None:
         self.repository = list(repository)
+        self.index = self.repository  # what /admin/status counts
         self.delay = delay
         self.batches: list[list[list[str]]] = []
         self.warm_ups: list[int] = []
