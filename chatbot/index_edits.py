@@ -27,15 +27,19 @@ class EditError(ChatbotError, ValueError):
 class EditPlan:
     """Which rows of the old index stay, and which texts are new.
 
+    Removals apply first, then additions; so a text both removed and added stays, with a
+    fresh vector.
+
     Example:
-        >>> plan = plan_edit(["hi", "bye", "yes"], add=["no", "hi", "no"], remove=["bye"])
-        >>> plan.keep.tolist(), plan.add, plan.unchanged
-        ([0, 2], ['no'], ['hi'])
+        >>> plan = plan_edit(["hi", "bye", "yes"], add=["no", "hi", "no"], remove=["bye", "?"])
+        >>> plan.keep.tolist(), plan.add, plan.unchanged, plan.not_found
+        ([0, 2], ['no'], ['hi'], ['?'])
     """
 
     keep: np.ndarray  # row numbers of the old index that stay, in order
     add: list[str]  # texts to append, first occurrence of each, none already kept
     unchanged: list[str]  # additions already in the index (kept once)
+    not_found: list[str]  # removals that were not in the index (nothing to do)
     removed: int
 
 
@@ -43,21 +47,16 @@ def plan_edit(texts: Sequence[str], add: Sequence[str], remove: Sequence[str]) -
     """Matches texts exactly (after stripping outer white space).
 
     Raises:
-        EditError: a text to remove is not in the index, or is also added, or an addition
-            is blank.
+        EditError: an addition is blank, or the edit would leave no response.
     """
     add = [text.strip() for text in add]
     for i, text in enumerate(add):
         if not text:
             raise EditError(f"add[{i}] is empty")
     drop = {text.strip() for text in remove}
-    both = drop.intersection(add)
-    if both:
-        raise EditError(f"both added and removed: {sorted(both)[0]!r}")
     present = [text.strip() for text in texts]
-    missing = [text for text in remove if text.strip() not in set(present)]
-    if missing:
-        raise EditError(f"not in the repository, so it cannot be removed: {missing[0]!r}")
+    known = set(present)
+    not_found = sorted(drop - known)
     keep = np.array([i for i, text in enumerate(present) if text not in drop], dtype=np.int64)
     kept = {present[i] for i in keep}
     new: list[str] = []
@@ -67,7 +66,9 @@ def plan_edit(texts: Sequence[str], add: Sequence[str], remove: Sequence[str]) -
             unchanged.append(text)
         elif text not in new:
             new.append(text)
-    return EditPlan(keep, new, unchanged, removed=len(present) - len(keep))
+    if len(keep) + len(new) == 0:
+        raise EditError("the edit would leave the repository empty")
+    return EditPlan(keep, new, unchanged, not_found, removed=len(present) - len(keep))
 
 
 def write_edited_index(
@@ -84,8 +85,6 @@ def write_edited_index(
         encode_responses: normalised texts in, response vectors out (the serving model's
             encoder, already compiled).
     """
-    if len(plan.keep) + len(plan.add) == 0:
-        raise EditError("the edit would leave the repository empty")
     normalizer = Normalizer(artifact.config.normalization)
     added = [normalizer.response(text) for text in plan.add]
     new_vectors = (

@@ -140,6 +140,7 @@ async def edit_responses(
         added=len(plan.add),
         removed=plan.removed,
         unchanged=plan.unchanged,
+        not_found=plan.not_found,
         responses=len(plan.keep) + len(plan.add),
     )
 

@@ -104,17 +104,19 @@ def _check_rate(request: Request, state: ServiceState) -> None:
 
 
 def _check_limits(request: RespondRequest, settings: Settings) -> None:
+    """The service's own limits, where its settings set them below the documented ones
+    (those are checked, with a 422, by :class:`RespondRequest`)."""
     turns = request.context
     if len(turns) > settings.max_turns:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
             f"context has {len(turns)} turns; at most {settings.max_turns} are accepted",
         )
-    chars = sum(map(len, turns)) + sum(map(len, request.candidates or ()))
-    if chars > settings.max_chars:
+    longest = max(map(len, [*turns, *(request.candidates or ())]))
+    if longest > settings.max_chars:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
-            f"context and candidates have {chars} characters; "
+            f"a turn or candidate has {longest} characters; "
             f"at most {settings.max_chars} are accepted",
         )
     if request.candidates is not None and len(request.candidates) > settings.max_candidates:

@@ -55,13 +55,25 @@ class RespondRequest(BaseModel):
     context: Turns
     k: int = Field(5, ge=1, le=MAX_K, description="how many responses to return")
     candidates: Candidates | None = Field(
-        None, min_length=1, description="rank these texts instead of the response repository"
+        None,
+        min_length=1,
+        max_length=MAX_CANDIDATES,
+        description="rank these texts instead of the response repository",
     )
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _whole_float(cls, value: Any) -> Any:
+        # JSON Schema counts 3.0 as an integer; a bool or "3" stays an error.
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
 
     @field_validator("context", mode="before")
     @classmethod
     def _split_string(cls, value: Any) -> Any:
         if isinstance(value, str):
+            _check_length(value, "context")
             # Markers alone ("__eot__") are one turn of text, not an empty context.
             return split_turns(value) or ([value] if value.strip() else [])
         if not isinstance(value, list):
@@ -75,20 +87,33 @@ class RespondRequest(BaseModel):
     def _no_empty_turns(cls, turns: list[str]) -> list[str]:
         if not turns:
             raise PydanticCustomError("empty_context", "must hold at least one turn")
-        _reject_blank(turns, "turn")
+        if len(turns) > MAX_TURNS:
+            raise PydanticCustomError(
+                "too_many_turns", f"{len(turns)} turns; at most {MAX_TURNS} are accepted"
+            )
+        _check_texts(turns, "turn")
         return turns
 
     @field_validator("candidates")
     @classmethod
     def _no_empty_candidates(cls, candidates: list[str] | None) -> list[str] | None:
-        _reject_blank(candidates or [], "candidate")
+        _check_texts(candidates or [], "candidate")
         return candidates
 
 
-def _reject_blank(texts: list[str], what: str) -> None:
+def _check_texts(texts: list[str], what: str) -> None:
     for i, text in enumerate(texts):
         if not text.strip():
             raise PydanticCustomError(f"empty_{what}", f"{what} {{index}} is empty", {"index": i})
+        _check_length(text, f"{what} {i}")
+
+
+def _check_length(text: str, what: str) -> None:
+    if len(text) > MAX_CHARS:
+        raise PydanticCustomError(
+            "text_too_long",
+            f"{what} has {len(text)} characters; at most {MAX_CHARS} are accepted",
+        )
 
 
 class ResponseItem(BaseModel):
@@ -143,7 +168,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 class EditRequest(BaseModel):
-    """Responses to add to and remove from the serving repository (exact texts)."""
+    """Responses to add to and remove from the serving repository (exact texts, outer white
+    space aside). Removals apply first, then additions."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -162,6 +188,7 @@ class EditResponse(BaseModel):
     added: int
     removed: int
     unchanged: list[str] = Field(description="additions that were already there")
+    not_found: list[str] = Field(description="removals that were not there")
     responses: int = Field(description="size of the edited repository")
 
 

@@ -67,7 +67,7 @@ class Settings(BaseSettings):
         default=MAX_CHARS,
         ge=1,
         le=MAX_CHARS,
-        description="most characters in context + candidates",
+        description="most characters in one turn or candidate",
     )
     max_k: int = Field(
         default=MAX_K, ge=1, le=MAX_K, description="most responses one request may ask for"

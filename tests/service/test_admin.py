@@ -92,6 +92,7 @@ def test_an_edit_publishes_a_version_that_serves_and_survives_a_restart(reposito
             "added": 1,
             "removed": 1,
             "unchanged": [],
+            "not_found": [],
             "responses": 4,
         }
         texts = _texts(client, "see you later")
@@ -108,9 +109,14 @@ def test_an_edit_publishes_a_version_that_serves_and_survives_a_restart(reposito
 
 def test_an_edit_that_cannot_apply_changes_nothing(repository: Path) -> None:
     with _app(repository) as client:
-        reply = client.post("/admin/responses", headers=AUTH, json={"remove": ["never said"]})
+        texts = client.get("/admin/status", headers=AUTH).json()["responses"]
+        every = ["Hello there!", "I am fine, thanks.", "My name is Bot.", "Good morning!"]
+        assert texts == len(every)
+        reply = client.post("/admin/responses", headers=AUTH, json={"remove": every})
         assert reply.status_code == 422
-        assert "not in the repository" in reply.json()["detail"]
+        assert "empty" in reply.json()["detail"]
+        blank = client.post("/admin/responses", headers=AUTH, json={"add": [" "]})
+        assert blank.status_code == 422
     assert bundles.versions(repository) == ["v000001"]
 
 

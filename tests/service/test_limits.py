@@ -98,3 +98,19 @@ def test_a_request_past_its_deadline_gets_503_and_is_dropped_from_the_batch(
     reply = client.post("/respond", json={"context": ["third"]})
     assert reply.status_code == 503
     assert "no answer within 0.3 s" in reply.json()["detail"]
+
+
+def test_limits_set_below_the_documented_ones_get_a_413(make_client: MakeClient) -> None:
+    client = make_client(max_turns=2, max_chars=5)
+    turns = client.post("/respond", json={"context": ["a", "b", "c"]})
+    chars = client.post("/respond", json={"context": ["hi"], "candidates": ["abcdef"]})
+    assert (turns.status_code, chars.status_code) == (413, 413)
+    assert turns.json()["detail"] == "context has 3 turns; at most 2 are accepted"
+    assert chars.json()["detail"] == (
+        "a turn or candidate has 6 characters; at most 5 are accepted"
+    )
+
+
+def test_a_whole_number_written_as_a_float_is_a_valid_k(client: TestClient) -> None:
+    reply = client.post("/respond", json={"context": ["hi"], "k": 2.0})
+    assert reply.status_code == 200 and len(reply.json()["responses"]) == 2

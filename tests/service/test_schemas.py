@@ -27,7 +27,7 @@ def test_list_context_is_kept_as_given() -> None:
     "body",
     [
         {"context": ["hi"], "k": "3"},  # no str -> int coercion
-        {"context": ["hi"], "k": 2.0},
+        {"context": ["hi"], "k": 2.5},  # 2.0 is an integer in JSON Schema, 2.5 is not
         {"context": [3]},  # no int -> str coercion
         {"context": ["hi"], "candidates": "one"},
         {"context": ["hi"], "extra": 1},
