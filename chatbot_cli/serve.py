@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -96,7 +97,12 @@ def serve(args: argparse.Namespace) -> int:
             print(f"error: {option} / CHATBOT_{name.upper()}: {error['msg']}", file=sys.stderr)
         return 2
     if settings.workers == 1:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=_log_config(),
+        )
         return 0
     # Each worker process builds its own app from CHATBOT_* variables (uvicorn imports the
     # factory anew in every worker), so the options given here travel as variables.
@@ -119,11 +125,23 @@ def serve(args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             workers=settings.workers,
+            log_config=_log_config(),
         )
     finally:
         if own_metrics_dir:
             shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
     return 0
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, with the service's own lines (versions loaded, swapped, refused)
+    through the same handler, in every worker process."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    for name in ("service", "chatbot"):
+        config["loggers"][name] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    return config
 
 
 def _env_value(value: object) -> str:

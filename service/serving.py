@@ -116,12 +116,14 @@ class Serving:
     async def start(self, ranker: Ranker | None = None) -> None:
         """Serves ``ranker`` (tests), or loads what the settings name; a failure leaves the
         service not ready, with the reason, and (with a repository) still watching it."""
+        if self.repository is not None:
+            # Read before loading: a reload asked for while this loads is still news after.
+            self._marker_seen = bundles.reload_requested_at(self.repository)
         if ranker is not None or self.repository is None:
             await self._start_from_files(ranker)
         else:
             await self._start_from_repository()
         if self.repository is not None:
-            self._marker_seen = bundles.reload_requested_at(self.repository)
             self._watcher = asyncio.create_task(self._watch(), name="repository-watcher")
 
     async def close(self) -> None:

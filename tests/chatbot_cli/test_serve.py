@@ -7,8 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import uvicorn
 
 from chatbot_cli import serve as cli
 from tests.helpers import tiny_artifact
+from tests.live_server import call, wait_for, worker_pids
 
 
 def _run(argv: list[str]) -> int:
@@ -93,39 +92,6 @@ def test_several_workers_get_the_options_as_variables_and_a_metrics_folder(
     assert seen["env"]["CHATBOT_MODEL_THREADS"] == "2" and environ["OMP_NUM_THREADS"] == "2"
 
 
-def _children(pid: int) -> set[int]:
-    """The worker processes uvicorn spawned (not multiprocessing's resource tracker)."""
-    found = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            try:
-                command = Path(f"/proc/{child}/cmdline").read_bytes()
-            except OSError:  # gone meanwhile
-                continue
-            if b"spawn_main" in command:
-                found.add(int(child))
-    return found
-
-
-def _get(url: str, body: dict | None = None) -> tuple[int, str]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
-            return reply.status, reply.read().decode()
-    except OSError as exc:
-        return 0, str(exc)
-
-
-def _wait(check, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 def test_workers_share_the_load_add_up_metrics_and_come_back_after_a_crash(tmp_path: Path) -> None:
     from chatbot.artifact import load_artifact
@@ -150,22 +116,22 @@ def test_workers_share_the_load_add_up_metrics_and_come_back_after_a_crash(tmp_p
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait(lambda: len(_children(server.pid)) == 2, 30, "two worker processes")
+        wait_for(lambda: len(worker_pids(server.pid)) == 2, 30, "two worker processes")
         # Each worker answers /readyz only once its own model is loaded and warm.
-        _wait(lambda: _get(f"{url}/readyz")[0] == 200, 120, "a ready worker")
+        wait_for(lambda: call(f"{url}/readyz")[0] == 200, 120, "a ready worker")
         for _ in range(6):
-            status, body = _get(f"{url}/respond", {"context": ["hi, how are you?"], "k": 2})
+            status, body = call(f"{url}/respond", {"context": ["hi, how are you?"], "k": 2})
             assert status == 200 and len(json.loads(body)["responses"]) == 2
-        metrics = _get(f"{url}/metrics")[1]
+        metrics = call(f"{url}/metrics")[1]
         assert 'chatbot_requests_total{route="/respond",status="200"} 6.0' in metrics
 
-        victim = min(_children(server.pid))
+        victim = min(worker_pids(server.pid))
         os.kill(victim, signal.SIGKILL)
-        _wait(lambda: victim not in _children(server.pid), 30, "the killed worker to go")
-        _wait(lambda: len(_children(server.pid)) == 2, 60, "a new worker")
+        wait_for(lambda: victim not in worker_pids(server.pid), 30, "the killed worker to go")
+        wait_for(lambda: len(worker_pids(server.pid)) == 2, 60, "a new worker")
         answered = 0
         for _ in range(20):  # the survivor answers at once, the new one once it is ready
-            status, _ = _get(f"{url}/respond", {"context": ["bye"], "k": 1})
+            status, _ = call(f"{url}/respond", {"context": ["bye"], "k": 1})
             answered += status == 200
         assert answered == 20
     finally:
