@@ -38,6 +38,8 @@ export DOCKER_HOST=unix://$WORK/docker.sock
 export COMPOSE_PROJECT_NAME=chatbot-check
 # The api's host port during the check: not 8000, so a developer's `make run` can keep serving.
 export CHATBOT_HOST_PORT=${DOCKER_CHECK_PORT:-18000}
+# Two replicas behind the load balancer, looking for new versions every 2 s (10 by default).
+export CHATBOT_REPLICAS=2 CHATBOT_POLL_S=2
 # Debian's 20.10 client: /usr/local/bin/docker on these machines is a newer client without
 # buildx, which makes BuildKit builds awkward; Debian's works with DOCKER_BUILDKIT=1.
 DOCKER=/usr/bin/docker
@@ -96,8 +98,8 @@ install_python_tools() {
 
 static_checks() {
     # Neither needs an engine: cheap, and they fail fast before the slow part.
-    step "hadolint Dockerfile"
-    "$TOOLS_VENV/bin/hadolint" --failure-threshold error Dockerfile
+    step "hadolint Dockerfile deploy/lb.Dockerfile"
+    "$TOOLS_VENV/bin/hadolint" --failure-threshold error Dockerfile deploy/lb.Dockerfile
     # The plugin binary run directly: the same program as `docker compose`, and it needs no
     # docker client, so `static` works on a machine without docker.io.
     step "docker compose config"
@@ -118,7 +120,7 @@ cleanup() {
             if [ "$rc" -ne 0 ]; then
                 # Leave the evidence in the CI log before tearing down.
                 timeout 30 "$DOCKER" compose --profile jobs ps -a
-                timeout 30 "$DOCKER" compose logs --no-color --tail 200 api
+                timeout 30 "$DOCKER" compose logs --no-color --tail 200 api lb
             fi
             timeout 60 "$DOCKER" compose --profile jobs down -v -t 2 --remove-orphans
         fi
@@ -227,9 +229,10 @@ build_base_images() {
 # Project image and stack
 # --------------------------------------------------------------------------------------------
 build_project_image() {
-    step "build project image (docker compose build)"
-    compose build api
+    step "build project images (docker compose build: api, lb)"
+    compose build api lb
     dk image ls chatbot
+    dk image ls chatbot-lb
 }
 
 produce_artifacts() {
@@ -256,29 +259,40 @@ produce_artifacts() {
     compose --profile jobs run --rm index \
         chatbot index --model /artifacts/model --responses /artifacts/data/train.csv \
         --out /artifacts/index --limit 500
+    step "job: publish (-> /artifacts/repository/v000001)"
+    compose --profile jobs run --rm publish
+}
+
+# The version each api replica serves, by asking each container itself (not through lb).
+replica_versions() {
+    local n
+    for n in $(seq 1 "$CHATBOT_REPLICAS"); do
+        compose exec -T --index "$n" api python -c "import json, urllib.request; print(json.load(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4))['model'])" 2>/dev/null || echo "not-ready"
+    done
 }
 
 smoke_test_api() {
     local base=http://127.0.0.1:$CHATBOT_HOST_PORT
-    step "docker compose up -d api"
-    compose up -d api
+    step "docker compose up -d lb ($CHATBOT_REPLICAS api replicas behind nginx)"
+    compose up -d lb
 
-    step "wait for $base/readyz"
+    step "wait for $base/readyz (through lb) and every replica"
     local ok=
-    for _ in $(seq 1 90); do # bounded: 90 x 2 s
-        if curl -fsS --max-time 2 "$base/readyz" >/dev/null 2>&1; then ok=1; break; fi
-        # Stop waiting early if the container already died.
+    for _ in $(seq 1 120); do # bounded: 120 x 2 s
+        if [ "$(replica_versions | sort -u)" = "v000001" ]; then ok=1; break; fi
+        # Stop waiting early if the replicas already died.
         if [ -z "$(compose ps -q --status running api)" ]; then break; fi
         sleep 2
     done
     if [ -z "$ok" ]; then
-        echo "api never became ready" >&2
+        echo "the api replicas never became ready" >&2
+        replica_versions >&2
         exit 1
     fi
-    curl -fsS "$base/healthz"
+    curl -fsS "$base/readyz"
     echo
 
-    step "POST /respond"
+    step "POST /respond (through lb)"
     # Body as in service.schemas.RespondRequest: turns oldest first, k responses wanted.
     local body
     body=$(curl -fsS --max-time 30 -X POST "$base/respond" \
@@ -292,12 +306,49 @@ doc = json.load(sys.stdin)
 responses = doc.get("responses")
 assert isinstance(responses, list) and responses, "no responses in reply"
 assert all(isinstance(r.get("text"), str) for r in responses), "a response without text"
-print(f"ok: {len(responses)} responses")'
+assert doc.get("model") == "v000001", doc.get("model")
+print(f"ok: {len(responses)} responses from {doc[\"model\"]}")'
+
+    step "publish a second version while /respond keeps answering"
+    local loop_log=$WORK/respond-loop.log
+    : >"$loop_log"
+    (
+        while :; do
+            code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 -X POST "$base/respond" \
+                -H 'Content-Type: application/json' -d '{"context": ["how are you ?"], "k": 1}')
+            echo "$code" >>"$loop_log"
+            sleep 0.05
+        done
+    ) &
+    local loop_pid=$!
+    compose --profile jobs run --rm publish
+    ok=
+    for _ in $(seq 1 90); do # bounded: 90 x 2 s; the replicas poll every CHATBOT_POLL_S
+        if [ "$(replica_versions | sort -u)" = "v000002" ]; then ok=1; break; fi
+        sleep 2
+    done
+    sleep 2 # a little traffic on the new version too
+    kill "$loop_pid"
+    wait "$loop_pid" 2>/dev/null || true
+    echo "replicas now serve: $(replica_versions | tr '\n' ' ')"
+    local total failed
+    total=$(wc -l <"$loop_log")
+    failed=$(grep -vc '^200$' "$loop_log" || true)
+    echo "/respond during the swap: $total requests, $failed not 200"
+    if [ -z "$ok" ]; then
+        echo "the replicas did not all swap to v000002" >&2
+        exit 1
+    fi
+    if [ "$total" -lt 20 ] || [ "$failed" -ne 0 ]; then
+        echo "/respond did not keep answering through the swap" >&2
+        sort "$loop_log" | uniq -c >&2
+        exit 1
+    fi
 
     # The image's HEALTHCHECK command (python, not curl) run by hand, so a broken one fails here
     # rather than only showing up as "unhealthy" later.
     step "HEALTHCHECK command inside the container"
-    compose exec -T api python -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).read().decode())"
+    compose exec -T --index 1 api python -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).read().decode())"
 
     step "docker compose down"
     compose --profile jobs down -v -t 2 --remove-orphans

@@ -7,6 +7,7 @@ batch-1 context encodes about 2.5x faster compiled than not (docs/performance.md
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -89,6 +90,34 @@ class TextEncoder:
             input_signature=signature,
             jit_compile=jit_compile,
         )
+
+    def fits(self, model: DualEncoder, config: ModelConfig) -> bool:
+        """Whether ``model`` has this encoder's network shape and padded input shapes, so that
+        :meth:`recycled_for` can give it this encoder's compiled functions."""
+        shapes = [tuple(w.shape) for w in self.model.weights]
+        return (
+            type(model) is type(self.model)
+            and shapes == [tuple(w.shape) for w in model.weights]
+            and config.max_context_tokens == self.config.max_context_tokens
+            and config.max_response_tokens == self.config.max_response_tokens
+        )
+
+    def recycled_for(self, model: DualEncoder, vocab: Vocab, config: ModelConfig) -> TextEncoder:
+        """An encoder of ``model`` that reuses this one's compiled functions: ``model``'s
+        weights are copied into this encoder's network, which XLA compiled already for every
+        padded shape (a new network would take seconds per shape). This encoder must not be
+        used any more: it now computes with the new weights.
+
+        Raises:
+            ValueError: ``model`` does not fit (see :meth:`fits`).
+        """
+        if not self.fits(model, config):
+            raise ValueError("the model's network or padded shapes differ from this encoder's")
+        self.model.set_weights(model.get_weights())
+        recycled = copy.copy(self)
+        recycled.vocab, recycled.config = vocab, config
+        recycled.normalizer = Normalizer(config.normalization)
+        return recycled
 
     @property
     def bias(self) -> float:

@@ -74,11 +74,19 @@ class Ranker:
         self.model_version = model_version
 
     @classmethod
-    def load(cls, model_dir: str | Path, index_dir: str | Path, backend: str = "auto") -> Ranker:
+    def load(
+        cls,
+        model_dir: str | Path,
+        index_dir: str | Path,
+        backend: str = "auto",
+        spares: list[TextEncoder] | None = None,
+    ) -> Ranker:
         """Loads a model artifact and its index; both are checked (see ``chatbot.artifact``).
 
         ``auto`` searches exactly on a GPU; on a CPU, with the index's stored approximate
         index when it has one (large repositories, :mod:`chatbot.ann`), else exactly.
+        ``spares``: encoders no longer in use; one that fits the model is taken from the
+        list and recycled (:meth:`TextEncoder.recycled_for`), which skips its compilations.
         """
         artifact = load_artifact(model_dir)
         manifest = read_manifest(index_dir)
@@ -89,8 +97,16 @@ class Ranker:
             search: SearchBackend = StoredIvfSearch(index.ann_path, nprobe)
         else:
             search = make_backend("exact" if backend == "auto" else backend, index.vectors)
+        scorer = artifact.scorer()
+        spare = next((e for e in spares or () if e.fits(artifact.model, artifact.config)), None)
+        if spare is not None and spares is not None:
+            spares.remove(spare)
+            encoder = spare.recycled_for(artifact.model, artifact.vocab, artifact.config)
+            scorer = Scorer(
+                encoder, scorer.lexical, scorer.lexical_weight, echo_cosine=scorer.echo_cosine
+            )
         return cls(
-            artifact.scorer(),
+            scorer,
             Normalizer(artifact.config.normalization),
             index,
             search,

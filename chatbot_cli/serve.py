@@ -96,6 +96,9 @@ def serve(args: argparse.Namespace) -> int:
             option = _OPTIONS.get(name, "--" + name.replace("_", "-"))
             print(f"error: {option} / CHATBOT_{name.upper()}: {error['msg']}", file=sys.stderr)
         return 2
+    # TensorFlow's C++ log lines below errors are noise here; so are the protobuf "errors" it
+    # logs while reading the XLA cache (it tries text before binary), hence 3 by default.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if settings.workers == 1:
         uvicorn.run(
             create_app(settings),

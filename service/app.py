@@ -7,6 +7,7 @@ uvicorn and ``CHATBOT_*`` variables: ``uvicorn --factory service.app:create_app`
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -26,6 +27,7 @@ from service.serving import Serving
 from service.settings import Settings
 
 if TYPE_CHECKING:
+    from chatbot.encoder import TextEncoder
     from chatbot.ranker import Ranker
 
 logger = logging.getLogger(__name__)
@@ -87,13 +89,17 @@ def create_app(settings: Settings | None = None, *, ranker: Ranker | None = None
     return app
 
 
-def _load_ranker(settings: Settings, model_dir: Path, index_dir: Path) -> Ranker:
+def _load_ranker(
+    settings: Settings, model_dir: Path, index_dir: Path, spares: list[TextEncoder]
+) -> Ranker:
     # Imported here: it pulls in TensorFlow (~5 s), which importing the app should not cost.
     if settings.model_threads:
         _limit_threads(settings.model_threads)
+    if settings.xla_cache_dir is not None:
+        _use_xla_cache(settings.xla_cache_dir)
     from chatbot.ranker import Ranker
 
-    ranker = Ranker.load(model_dir, index_dir, settings.backend)
+    ranker = Ranker.load(model_dir, index_dir, settings.backend, spares)
     if ranker.index.shows_normalized_text:
         logger.warning(
             "%s was built from normalised UDC CSV rows: replies will be shown stemmed and "
@@ -101,6 +107,22 @@ def _load_ranker(settings: Settings, model_dir: Path, index_dir: Path) -> Ranker
             index_dir,
         )
     return ranker
+
+
+def _use_xla_cache(folder: Path) -> None:
+    """Keeps compiled XLA programs in ``folder``: a later load of the same network (another
+    worker, a restart, a new version of a model already served) reads them instead of
+    compiling (15 s of warm-up became 5 s for the default model, docs/operations.md).
+    TensorFlow reads the flag at its first compilation, which has not happened yet here."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        logger.warning("no XLA cache (%s): every load compiles", exc)
+        return
+    flag = f"--tf_xla_persistent_cache_directory={folder}"
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    if "tf_xla_persistent_cache_directory" not in flags:
+        os.environ["TF_XLA_FLAGS"] = f"{flags} {flag}".strip()
 
 
 def _limit_threads(threads: int) -> None:

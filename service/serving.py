@@ -29,11 +29,13 @@ from service.metrics import Metrics
 from service.settings import Settings
 
 if TYPE_CHECKING:
+    from chatbot.encoder import TextEncoder
     from chatbot.ranker import Ranker
 
 logger = logging.getLogger(__name__)
 
 MARKER_CHECK_S = 1.0  # how often the reload marker is looked at (a stat call)
+MAX_SPARES = 2  # spare encoders kept: the running network's and one other's
 
 
 class NotReady(Exception):
@@ -51,12 +53,14 @@ class LiveBundle:
     active: int = 0
     retired: bool = False
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    on_closed: Callable[[Ranker], None] = lambda ranker: None
 
     async def close_when_idle(self) -> None:
         self.retired = True
         if self.active == 0 and not self.closed.is_set():
             self.closed.set()
             await self.batcher.close()
+            self.on_closed(self.ranker)
 
 
 @dataclass
@@ -66,7 +70,7 @@ class CheckResult:
     refused: dict[str, str]
 
 
-LoadRanker = Callable[[Path, Path], "Ranker"]
+LoadRanker = Callable[[Path, Path, "list[TextEncoder]"], "Ranker"]
 
 
 class Serving:
@@ -75,7 +79,8 @@ class Serving:
     Args:
         settings: the service's settings (model source, batching, polling).
         metrics: where swaps and refusals are counted.
-        load_ranker: ``(model_dir, index_dir) -> Ranker``; runs on a worker thread.
+        load_ranker: ``(model_dir, index_dir, spares) -> Ranker``, which may take an encoder
+            from ``spares`` (:meth:`chatbot.ranker.Ranker.load`); runs on a worker thread.
     """
 
     def __init__(self, settings: Settings, metrics: Metrics, load_ranker: LoadRanker) -> None:
@@ -89,7 +94,9 @@ class Serving:
         self._check_lock = asyncio.Lock()
         self.edit_lock = asyncio.Lock()  # one repository edit at a time (service.admin)
         self._watcher: asyncio.Task[None] | None = None
+        self._spare_maker: asyncio.Task[None] | None = None
         self._marker_seen = 0.0
+        self.spares: list[TextEncoder] = []
 
     @property
     def repository(self) -> Path | None:
@@ -125,11 +132,14 @@ class Serving:
             await self._start_from_repository()
         if self.repository is not None:
             self._watcher = asyncio.create_task(self._watch(), name="repository-watcher")
+            if self.settings.spare_model and self.current is not None:
+                self._spare_maker = asyncio.create_task(self._make_spare(), name="spare-model")
 
     async def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
+        for task in (self._watcher, self._spare_maker):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self.current is not None:
             self.current.retired = True
             self.current.closed.set()
@@ -208,10 +218,33 @@ class Serving:
         return True
 
     async def _load(self, model_dir: Path, index_dir: Path) -> Ranker:
-        ranker = await asyncio.to_thread(self._load_ranker, model_dir, index_dir)
-        # Every input shape is compiled before the version serves a request.
+        ranker = await asyncio.to_thread(self._load_ranker, model_dir, index_dir, self.spares)
+        # Every input shape is compiled (or reused) before the version serves a request.
         await asyncio.to_thread(ranker.warm_up, self.settings.max_batch_size)
         return ranker
+
+    def _keep_spare(self, ranker: Ranker) -> None:
+        """Keeps a released ranker's encoder for the next version of its network."""
+        from chatbot.encoder import TextEncoder  # loaded already: the ranker uses it
+
+        encoder = ranker.scorer.encoder
+        if isinstance(encoder, TextEncoder):
+            self.spares = [*self.spares, encoder][-MAX_SPARES:]
+
+    async def _make_spare(self) -> None:
+        """Loads and compiles the serving network once more, as a spare for its next version
+        (in the background: the service is ready already)."""
+        live = self.current
+        if live is None or live.bundle is None:
+            return
+        start = time.perf_counter()
+        try:
+            spare = await self._load(live.bundle.model_dir, live.bundle.index_dir)
+        except Exception:
+            logger.exception("could not make a spare model; new versions will compile")
+            return
+        self._keep_spare(spare)
+        logger.info("spare model ready in %.1f s: new versions of it skip compiling", _since(start))
 
     async def _install(self, version: str, ranker: Ranker, bundle: bundles.Bundle | None) -> None:
         settings = self.settings
@@ -225,7 +258,8 @@ class Serving:
             on_stage_times=self.metrics.observe_stages,
         )
         await batcher.start()
-        old, self.current = self.current, LiveBundle(version, ranker, batcher, bundle)
+        live = LiveBundle(version, ranker, batcher, bundle, on_closed=self._keep_spare)
+        old, self.current = self.current, live
         self.not_ready = ""
         if old is not None:
             self.swaps += 1

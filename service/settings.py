@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         description="how often to look for a new version in the repository (0: only when "
         "POST /admin/reload asks)",
     )
+    spare_model: bool = Field(
+        default=True,
+        description="with a repository: compile a spare copy of the serving network after "
+        "startup, so that its next version swaps in without compiling",
+    )
     admin_token: SecretStr | None = Field(
         default=None,
         description="bearer token of the /admin endpoints (unset: they answer 403)",
@@ -116,8 +121,19 @@ class Settings(BaseSettings):
         description="TensorFlow threads of each worker's model (0: TensorFlow's default, all "
         "cores); `chatbot serve --workers N` sets cores / N so workers do not fight for cores",
     )
+    xla_cache_dir: Path | None = Field(
+        default_factory=lambda: Path.home() / ".cache" / "chatbot" / "xla",
+        description="where compiled XLA programs are kept between loads, so that a worker "
+        "that starts, or a new version of a model already seen, skips most of its warm-up "
+        "(empty: no cache); per machine, as the programs are compiled for its CPU",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+
+    @field_validator("xla_cache_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _one_model_source(self) -> Settings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from types import SimpleNamespace
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -44,6 +45,7 @@ class FakeRanker:
 
     model_version = "fake-20260101-00000000"
     artifact = None  # not loaded from an artifact: index edits are refused
+    scorer = SimpleNamespace(encoder=None)  # no encoder to keep as a spare
 
     def __init__(self, repository: Sequence[str] = REPOSITORY, delay: float = 0.0) -> None:
         self.repository = list(repository)

@@ -14,7 +14,7 @@ from service.settings import Settings
 from tests.service.fakes import FakeRanker, as_ranker
 
 
-def _fail_to_load(settings: Settings, model_dir: Path, index_dir: Path) -> None:
+def _fail_to_load(settings: Settings, model_dir: Path, index_dir: Path, spares: list) -> None:
     raise FileNotFoundError(f"{model_dir}: no model artifact here")
 
 
@@ -82,6 +82,6 @@ def test_an_index_of_normalised_text_is_warned_about(
         settings = Settings(model_dir=tmp_path / "model", index_dir=tmp_path / display)
         caplog.clear()
         with caplog.at_level("WARNING", logger="service.app"):
-            app_module._load_ranker(settings, settings.model_dir, settings.index_dir)
+            app_module._load_ranker(settings, settings.model_dir, settings.index_dir, [])
         warned = [r.message for r in caplog.records if "normalised UDC CSV" in r.message]
         assert len(warned) == (display == "normalized")

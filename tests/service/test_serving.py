@@ -29,7 +29,7 @@ class Loader:
         self.broken = broken
         self.loaded: list[str] = []
 
-    def __call__(self, model_dir: Path, index_dir: Path) -> object:
+    def __call__(self, model_dir: Path, index_dir: Path, spares: list) -> object:
         version = model_dir.parent.name
         if version in self.broken:
             raise ValueError(f"{index_dir}: built by another model")
@@ -38,7 +38,13 @@ class Loader:
 
 
 def _serving(repo: Path, loader: Loader, **overrides: object) -> Serving:
-    settings = Settings(repository=repo, poll_s=0, max_batch_size=4, **overrides)  # type: ignore[arg-type]
+    settings = Settings(
+        repository=repo,
+        poll_s=0,
+        max_batch_size=4,
+        spare_model=False,
+        **overrides,  # type: ignore[arg-type]
+    )
     return Serving(settings, Metrics(), loader)  # type: ignore[arg-type]
 
 

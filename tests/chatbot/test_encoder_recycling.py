@@ -1,0 +1,54 @@
+"""Recycling an encoder: a new model of the same network reuses its compiled functions and
+computes exactly what a fresh encoder of that model computes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chatbot.artifact import load_artifact
+from chatbot.ranker import Ranker
+from tests.helpers import tiny_artifact, tiny_bundle, tiny_config
+
+TEXTS = ["hello how are you __eou__", "fine thanks __eou__ __eot__ bye __eou__"]
+
+
+def test_a_recycled_encoder_computes_what_a_fresh_one_does(tmp_path):
+    old = load_artifact(tiny_artifact(tmp_path / "a", seed=0))
+    new = load_artifact(tiny_artifact(tmp_path / "b", seed=1))
+    spare = old.encoder()
+    spare.encode_contexts(TEXTS)  # compiled for these shapes
+
+    recycled = spare.recycled_for(new.model, new.vocab, new.config)
+
+    assert recycled._contexts is spare._contexts  # the compiled function, not a new one
+    fresh = new.encoder()
+    np.testing.assert_allclose(
+        recycled.encode_contexts(TEXTS), fresh.encode_contexts(TEXTS), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        recycled.encode_responses(TEXTS), fresh.encode_responses(TEXTS), atol=1e-6
+    )
+
+
+def test_another_network_does_not_fit(tmp_path):
+    old = load_artifact(tiny_artifact(tmp_path / "a"))
+    other = load_artifact(tiny_artifact(tmp_path / "b", tiny_config(hidden_size=6)))
+    spare = old.encoder()
+    assert not spare.fits(other.model, other.config)
+    with pytest.raises(ValueError, match="differ"):
+        spare.recycled_for(other.model, other.vocab, other.config)
+
+
+def test_ranker_load_takes_a_fitting_spare(tmp_path):
+    model_a, index_a = tiny_bundle(tmp_path / "a", seed=0)
+    model_b, index_b = tiny_bundle(tmp_path / "b", seed=1)
+    spare = Ranker.load(model_a, index_a).scorer.encoder
+    spares = [spare]
+
+    ranker = Ranker.load(model_b, index_b, spares=spares)
+
+    assert spares == []
+    assert ranker.scorer.encoder._contexts is spare._contexts
+    expected = Ranker.load(model_b, index_b).respond([["good morning"]], k=4)
+    assert ranker.respond([["good morning"]], k=4) == expected
