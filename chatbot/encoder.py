@@ -79,6 +79,7 @@ class TextEncoder:
         self.vocab = vocab
         self.config = config
         self.normalizer = Normalizer(config.normalization)
+        self._warmed: set[tuple[int, int]] = set()  # context shapes compiled by warm_up
         signature = [tf.TensorSpec((None, None), tf.int32)]
         self._contexts = tf.function(
             lambda ids: model.encode_contexts(ids),
@@ -117,6 +118,7 @@ class TextEncoder:
         recycled = copy.copy(self)
         recycled.vocab, recycled.config = vocab, config
         recycled.normalizer = Normalizer(config.normalization)
+        recycled._warmed = set(self._warmed)  # compiled: the functions are the same
         return recycled
 
     @property
@@ -164,10 +166,12 @@ class TextEncoder:
 
     def warm_up(self, max_batch: int) -> int:
         """Compiles the context encoder for every shape of :meth:`context_shapes`, so that no
-        request waits for a compilation; returns the number of shapes."""
-        shapes = sorted(self.context_shapes(max_batch))
+        request waits for a compilation; returns the number of shapes compiled (those this
+        encoder, or the one it was recycled from, compiled before are skipped)."""
+        shapes = sorted(self.context_shapes(max_batch) - self._warmed)
         for rows, length in shapes:
             self._contexts(tf.ones((rows, length), dtype=tf.int32))  # id 1: <unk>
+            self._warmed.add((rows, length))
         return len(shapes)
 
     def _run(

@@ -81,6 +81,7 @@ async def admin_status(serving: ServingDep, settings: SettingsDep) -> StatusResp
         newest=newest.version if newest is not None else None,
         poll_s=settings.poll_s,
         swaps=serving.swaps,
+        spares=len(serving.spares),
         refused=serving.refused,
         not_ready=serving.not_ready,
     )

@@ -207,5 +207,6 @@ class StatusResponse(BaseModel):
     newest: str | None = Field(description="the newest version in the repository")
     poll_s: float
     swaps: int = Field(description="versions swapped in since start")
+    spares: int = Field(description="compiled spare encoders, for new versions of a network")
     refused: dict[str, str] = Field(description="versions that failed to load, and why")
     not_ready: str = Field(description="why nothing serves yet (empty when serving)")

@@ -44,11 +44,13 @@ def test_ranker_load_takes_a_fitting_spare(tmp_path):
     model_a, index_a = tiny_bundle(tmp_path / "a", seed=0)
     model_b, index_b = tiny_bundle(tmp_path / "b", seed=1)
     spare = Ranker.load(model_a, index_a).scorer.encoder
+    assert spare.warm_up(4) > 0
     spares = [spare]
 
     ranker = Ranker.load(model_b, index_b, spares=spares)
 
     assert spares == []
     assert ranker.scorer.encoder._contexts is spare._contexts
+    assert ranker.scorer.encoder.warm_up(4) == 0  # nothing left to compile
     expected = Ranker.load(model_b, index_b).respond([["good morning"]], k=4)
     assert ranker.respond([["good morning"]], k=4) == expected

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 import threading
 import time
-from types import SimpleNamespace
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, cast
 
 from chatbot.timing import StageTimes
