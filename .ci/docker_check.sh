@@ -307,7 +307,7 @@ responses = doc.get("responses")
 assert isinstance(responses, list) and responses, "no responses in reply"
 assert all(isinstance(r.get("text"), str) for r in responses), "a response without text"
 assert doc.get("model") == "v000001", doc.get("model")
-print(f"ok: {len(responses)} responses from {doc[\"model\"]}")'
+print("ok: {} responses from {}".format(len(responses), doc["model"]))'
 
     step "publish a second version while /respond keeps answering"
     local loop_log=$WORK/respond-loop.log
