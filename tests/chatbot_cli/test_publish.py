@@ -74,13 +74,14 @@ def test_a_kill_during_an_edit_leaves_whole_versions_only(two_bundles, tmp_path)
     bundles.publish(repo, model_a, index_a)
     env = {"CHATBOT_ADMIN_TOKEN": TOKEN, "CHATBOT_POLL_S": "0", "CHATBOT_MAX_BATCH_SIZE": "4"}
     argv = ["--repository", str(repo), "--workers", "1"]
-    # Enough new responses that encoding and writing them takes a while.
-    edit = {"add": [f"answer number {i} is hello good morning" for i in range(20_000)]}
+    # Enough new responses that normalising, encoding and writing them takes seconds.
+    edit = {"add": [f"answer number {i} is hello good morning" for i in range(60_000)]}
     with serving(argv, env, log=tmp_path / "serve.log") as (server, url):
         wait_for(lambda: call(f"{url}/readyz")[0] == 200, 120, "the service")
         sender = threading.Thread(target=call, args=(f"{url}/admin/responses", edit, AUTH))
         sender.start()
-        wait_for(lambda: any(repo.glob(".staging-*/index*")), 60, "the edit to be written")
+        # The bundle is being staged: its model is linked in, its index is being written.
+        wait_for(lambda: any(repo.glob(".staging-*/model")), 60, "the edit to be staged")
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
         sender.join()
