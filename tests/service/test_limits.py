@@ -88,8 +88,9 @@ def test_a_request_past_its_deadline_gets_503_and_is_dropped_from_the_batch(
 
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(ask, "first")
-        time.sleep(0.1)  # "first" is on the model thread; "second" waits in the queue
-        second = pool.submit(ask, "second")
+        while not ranker.batches:  # until "first" is on the model thread
+            time.sleep(0.01)
+        second = pool.submit(ask, "second")  # waits in the queue, then gives up
         codes = (first.result(), second.result())
     time.sleep(0.8)  # the model thread finishes "first" and would pick up "second" now
 
