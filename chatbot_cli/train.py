@@ -11,7 +11,7 @@ from typing import Any
 from chatbot.config import LOSSES, ModelConfig
 from chatbot.text import MODES
 from training.presets import PRESETS
-from training.train import TrainConfig, make_strategy, train
+from training.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfi
 
 
 def run(args: argparse.Namespace) -> int:
+    from training.train import make_strategy, train  # lazy: pulls in TensorFlow
+
     model_config, train_config = configs_from_args(args)
     result = train(
         args.train,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chatbot.config import ModelConfig
-from training.train import TrainConfig
+from training.train_config import TrainConfig
 
 PRESETS: dict[str, tuple[ModelConfig, TrainConfig]] = {
     # Trains in seconds on a CPU: the smoke test and the unit tests' model.

@@ -40,44 +40,9 @@ from chatbot.vocab import Vocab
 from training.dataset import InputOptions, build_vocab, train_dataset
 from training.evaluate import evaluate
 from training.sources.udc_csv import EvalRow, read_eval_rows
+from training.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (the model's own are in :class:`ModelConfig`).
-
-    Args:
-        batch_size: global batch size (split across replicas).
-        learning_rate: Adam's step size.
-        max_steps: training steps in all.
-        eval_every: steps between validation runs (recall@1 on the validation file).
-        eval_rows: validation rows used (the first ones of the file).
-        checkpoint_every: steps between checkpoints.
-        patience: validation runs without improvement before stopping early.
-        clip_norm: gradient norm cap.
-        shuffle_buffer: rows held for shuffling.
-        bucketing: length-bucketed batches.
-        hard_negatives: with the softmax loss, add each context's label-0 responses of the
-            training file (written by the data build) as hard negatives.
-        seed: initialisation and shuffling seed.
-        log_every: steps between log lines and TensorBoard points.
-    """
-
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    max_steps: int = 2000
-    eval_every: int = 200
-    eval_rows: int = 1000
-    checkpoint_every: int = 200
-    patience: int = 5
-    clip_norm: float = 10.0
-    shuffle_buffer: int = 10_000
-    bucketing: bool = True
-    hard_negatives: bool = False
-    seed: int = 0
-    log_every: int = 20
 
 
 @dataclass
