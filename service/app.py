@@ -47,7 +47,9 @@ def create_app(settings: Settings | None = None, *, ranker: Ranker | None = None
     # Without arguments every field comes from CHATBOT_* variables, which mypy cannot see.
     settings = settings if settings is not None else Settings()  # type: ignore[call-arg]
     metrics = Metrics()
-    serving = Serving(settings, metrics, partial(_load_ranker, settings))
+    serving = Serving(
+        settings, metrics, partial(_load_ranker, settings), partial(_compile_spare, settings)
+    )
     state = ServiceState(settings=settings, metrics=metrics, serving=serving)
 
     @asynccontextmanager
@@ -107,6 +109,16 @@ def _load_ranker(
             index_dir,
         )
     return ranker
+
+
+def _compile_spare(settings: Settings, model_dir: Path, max_batch_size: int) -> TextEncoder:
+    """The model's encoder alone (no index), compiled for every shape: a spare for the next
+    version of its network (service.serving)."""
+    from chatbot.artifact import load_artifact
+
+    encoder = load_artifact(model_dir).encoder()
+    encoder.warm_up(max_batch_size)
+    return encoder
 
 
 def _use_xla_cache(folder: Path) -> None:

@@ -71,6 +71,7 @@ class CheckResult:
 
 
 LoadRanker = Callable[[Path, Path, "list[TextEncoder]"], "Ranker"]
+CompileSpare = Callable[[Path, int], "TextEncoder"]
 
 
 class Serving:
@@ -81,12 +82,21 @@ class Serving:
         metrics: where swaps and refusals are counted.
         load_ranker: ``(model_dir, index_dir, spares) -> Ranker``, which may take an encoder
             from ``spares`` (:meth:`chatbot.ranker.Ranker.load`); runs on a worker thread.
+        compile_spare: ``(model_dir, max_batch_size) -> TextEncoder``, the model's encoder
+            compiled for every shape; without it no spare is made after startup.
     """
 
-    def __init__(self, settings: Settings, metrics: Metrics, load_ranker: LoadRanker) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        load_ranker: LoadRanker,
+        compile_spare: CompileSpare | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
         self._load_ranker = load_ranker
+        self._compile_spare = compile_spare
         self.current: LiveBundle | None = None
         self.not_ready = "model is loading"
         self.refused: dict[str, str] = {}
@@ -132,7 +142,8 @@ class Serving:
             await self._start_from_repository()
         if self.repository is not None:
             self._watcher = asyncio.create_task(self._watch(), name="repository-watcher")
-            if self.settings.spare_model and self.current is not None:
+            wants_spare = self.settings.spare_model and self._compile_spare is not None
+            if wants_spare and self.current is not None:
                 self._spare_maker = asyncio.create_task(self._make_spare(), name="spare-model")
 
     async def close(self) -> None:
@@ -232,18 +243,20 @@ class Serving:
             self.spares = [*self.spares, encoder][-MAX_SPARES:]
 
     async def _make_spare(self) -> None:
-        """Loads and compiles the serving network once more, as a spare for its next version
+        """Compiles the serving network's encoder once more, as a spare for its next version
         (in the background: the service is ready already)."""
         live = self.current
-        if live is None or live.bundle is None:
+        if live is None or live.bundle is None or self._compile_spare is None:
             return
         start = time.perf_counter()
         try:
-            spare = await self._load(live.bundle.model_dir, live.bundle.index_dir)
+            spare = await asyncio.to_thread(
+                self._compile_spare, live.bundle.model_dir, self.settings.max_batch_size
+            )
         except Exception:
             logger.exception("could not make a spare model; new versions will compile")
             return
-        self._keep_spare(spare)
+        self.spares = [*self.spares, spare][-MAX_SPARES:]
         logger.info("spare model ready in %.1f s: new versions of it skip compiling", _since(start))
 
     async def _install(self, version: str, ranker: Ranker, bundle: bundles.Bundle | None) -> None:
