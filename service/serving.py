@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,13 +36,14 @@ logger = logging.getLogger(__name__)
 
 MARKER_CHECK_S = 1.0  # how often the reload marker is looked at (a stat call)
 MAX_SPARES = 2  # spare encoders kept: the running network's and one other's
+RELEASE_WAIT_S = 10.0  # how long a load waits for a retired bundle's encoder to come free
 
 
 class NotReady(Exception):
     """Nothing is serving yet; the message says why."""
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: kept in sets
 class LiveBundle:
     """A loaded version and the requests using it."""
 
@@ -53,14 +54,14 @@ class LiveBundle:
     active: int = 0
     retired: bool = False
     closed: asyncio.Event = field(default_factory=asyncio.Event)
-    on_closed: Callable[[Ranker], None] = lambda ranker: None
+    on_closed: Callable[[LiveBundle], None] = lambda live: None
 
     async def close_when_idle(self) -> None:
         self.retired = True
         if self.active == 0 and not self.closed.is_set():
             self.closed.set()
             await self.batcher.close()
-            self.on_closed(self.ranker)
+            self.on_closed(self)
 
 
 @dataclass
@@ -107,6 +108,7 @@ class Serving:
         self._spare_maker: asyncio.Task[None] | None = None
         self._marker_seen = 0.0
         self.spares: list[TextEncoder] = []
+        self._retiring: set[LiveBundle] = set()  # swapped out, still answering requests
 
     @property
     def repository(self) -> Path | None:
@@ -229,16 +231,23 @@ class Serving:
         return True
 
     async def _load(self, model_dir: Path, index_dir: Path) -> Ranker:
+        # A bundle swapped out moments ago frees its encoder (a spare) after its last request;
+        # waiting for that (requests are bounded by their deadline) beats compiling anew.
+        pending = [live.closed.wait() for live in self._retiring if not live.closed.is_set()]
+        if pending:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*pending), RELEASE_WAIT_S)
         ranker = await asyncio.to_thread(self._load_ranker, model_dir, index_dir, self.spares)
         # Every input shape is compiled (or reused) before the version serves a request.
         await asyncio.to_thread(ranker.warm_up, self.settings.max_batch_size)
         return ranker
 
-    def _keep_spare(self, ranker: Ranker) -> None:
-        """Keeps a released ranker's encoder for the next version of its network."""
+    def _keep_spare(self, live: LiveBundle) -> None:
+        """Keeps a released bundle's encoder for the next version of its network."""
         from chatbot.encoder import TextEncoder  # loaded already: the ranker uses it
 
-        encoder = ranker.scorer.encoder
+        self._retiring.discard(live)
+        encoder = live.ranker.scorer.encoder
         if isinstance(encoder, TextEncoder):
             self.spares = [*self.spares, encoder][-MAX_SPARES:]
 
@@ -277,6 +286,7 @@ class Serving:
         if old is not None:
             self.swaps += 1
             self.metrics.bundle_swaps.inc()
+            self._retiring.add(old)
             await old.close_when_idle()
 
     async def _watch(self) -> None:
