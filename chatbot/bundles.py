@@ -232,10 +232,7 @@ def _claim_next_version(repository: Path, stage: Path) -> Bundle:
 
 def request_reload(repository: Path) -> None:
     """Asks every server of ``repository`` (all workers, all replicas) to check it now."""
-    marker = repository / RELOAD_REQUEST
-    marker.touch()
-    now = time.time()
-    os.utime(marker, (now, now))
+    (repository / RELOAD_REQUEST).touch()  # sets the time of an existing marker too
 
 
 def reload_requested_at(repository: Path) -> float:

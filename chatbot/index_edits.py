@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from chatbot.artifact import Artifact
 from chatbot.errors import ChatbotError
-from chatbot.index import NORMALIZED, ResponseIndex, save_index
+from chatbot.index import ResponseIndex, save_index
 from chatbot.text import Normalizer
 
 
@@ -95,9 +95,8 @@ def write_edited_index(
     vectors = np.concatenate([np.asarray(index.vectors[plan.keep], np.float32), new_vectors])
     texts = [index.texts[i] for i in plan.keep] + plan.add
     normalized = None
-    if index.normalized is not None or NORMALIZED in index.manifest.get("files", {}):
-        old = index.normalized if index.normalized is not None else [""] * len(index)
-        normalized = [old[i] for i in plan.keep] + added
+    if index.normalized is not None:  # load_index reads it whenever the index lists it
+        normalized = [index.normalized[i] for i in plan.keep] + added
     lexical = None
     if index.lexical is not None and artifact.lexical is not None:
         new_rows = artifact.lexical.transform(added) if added else None
