@@ -9,6 +9,8 @@ Layout::
     lexical.json        hybrid models only (config lexical_weight > 0): the fitted TF-IDF
                         model whose cosine is added to the neural score (chatbot.lexical);
                         the SavedModel signatures give the neural part alone
+    calibration.json    optional: the confidence curves fitted on validation rows
+                        (chatbot.calibration); written after training, weights unchanged
     manifest.json       format, versions, model version string, SHA-256 of every file
 
 Loading checks the manifest before anything else, so a damaged, truncated or mismatched
@@ -20,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import platform
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from chatbot.calibration import UNCALIBRATED, Calibration
 from chatbot.config import ModelConfig
 from chatbot.encoder import TextEncoder
 from chatbot.errors import ArtifactError
@@ -43,6 +47,7 @@ WEIGHTS = "model.weights.h5"
 SAVED_MODEL = "saved_model"
 MANIFEST = "manifest.json"
 LEXICAL = "lexical.json"
+CALIBRATION = "calibration.json"
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class Artifact:
     model: DualEncoder
     manifest: dict[str, Any]
     lexical: TfidfModel | None = None
+    calibration: Calibration = UNCALIBRATED
 
     @property
     def version(self) -> str:
@@ -162,15 +168,30 @@ def update_config(path: Path, config: ModelConfig, extra: dict[str, Any] | None 
     Raises:
         ArtifactError: the artifact is damaged, or ``config`` changes the network's shape.
     """
-    manifest = read_manifest(path)
+    read_manifest(path)  # checked before its config is read
     old = ModelConfig.load(path / CONFIG)
     shape = ("vocab_size", "embedding_dim", "hidden_size", "bidirectional", "shared_encoder")
     if any(getattr(old, name) != getattr(config, name) for name in shape):
         raise ArtifactError(f"{path}: a new config may not change the network's shape")
+    return _rewrite_file(path, CONFIG, config.save, extra)
+
+
+def write_calibration(
+    path: Path, calibration: Calibration, extra: dict[str, Any] | None = None
+) -> Path:
+    """Adds (or replaces) the artifact's ``calibration.json``, atomically; the weights, the
+    version and the indexes built by the model stay valid."""
+    return _rewrite_file(path, CALIBRATION, calibration.save, extra)
+
+
+def _rewrite_file(
+    path: Path, name: str, write: Callable[[Path], None], extra: dict[str, Any] | None
+) -> Path:
+    manifest = read_manifest(path)
     with atomic_dir(path) as tmp:
         shutil.copytree(path, tmp, dirs_exist_ok=True)
-        config.save(tmp / CONFIG)
-        files = dict(manifest["files"], **{CONFIG: sha256_file(tmp / CONFIG)})
+        write(tmp / name)
+        files = dict(manifest["files"], **{name: sha256_file(tmp / name)})
         write_json(tmp / MANIFEST, {**manifest, **(extra or {}), "files": files})
     return path
 
@@ -227,8 +248,20 @@ def load_artifact(path: str | Path) -> Artifact:
             f"{path}: config.json has lexical_weight {config.lexical_weight} "
             f"but the manifest does not list {LEXICAL}"
         )
+    calibration = UNCALIBRATED
+    if CALIBRATION in manifest["files"]:
+        try:
+            calibration = Calibration.load(path / CALIBRATION)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ArtifactError(f"{path / CALIBRATION}: {exc}") from exc
     return Artifact(
-        path=path, config=config, vocab=vocab, model=model, manifest=manifest, lexical=lexical
+        path=path,
+        config=config,
+        vocab=vocab,
+        model=model,
+        manifest=manifest,
+        lexical=lexical,
+        calibration=calibration,
     )
 
 

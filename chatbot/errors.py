@@ -30,3 +30,7 @@ class UsageError(ChatbotError):
 
 class BundleError(ChatbotError, RuntimeError):
     """A model bundle (chatbot.bundles) is missing, damaged, or its parts do not belong together."""
+
+
+class StoreError(ChatbotError, RuntimeError):
+    """The feedback database cannot be reached, or its URL makes no sense."""

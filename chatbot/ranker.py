@@ -12,6 +12,7 @@ import numpy as np
 
 from chatbot.ann import NPROBE, StoredIvfSearch
 from chatbot.artifact import Artifact, load_artifact
+from chatbot.calibration import UNCALIBRATED, Calibration
 from chatbot.encoder import TextEncoder
 from chatbot.index import ResponseIndex, load_index, read_manifest
 from chatbot.scoring import Scorer
@@ -72,6 +73,8 @@ class Ranker:
         self.index = index
         self.backend = backend
         self.model_version = model_version
+        # How sure the best reply is (chatbot.calibration); σ(score) for an uncalibrated model.
+        self.calibration: Calibration = artifact.calibration if artifact else UNCALIBRATED
 
     @classmethod
     def load(

@@ -22,11 +22,13 @@ _COMMAND_MODULES = (
     "chatbot_cli.data",
     "chatbot_cli.train",
     "chatbot_cli.eval",
+    "chatbot_cli.calibrate",
     "chatbot_cli.index",
     "chatbot_cli.publish",
     "chatbot_cli.ubuntu",
     "chatbot_cli.ask",
     "chatbot_cli.serve",
+    "chatbot_cli.feedback",
     "chatbot_cli.demo",
 )
 USAGE_ERROR = 2  # the exit status of every problem the user can fix, as argparse uses

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     """Runs ``chatbot eval``; returns the exit code."""
     if args.model is None and not args.baselines:
         raise UsageError("nothing to evaluate: give --model and/or --baselines")
-    scorer, repository = None, None
+    scorer, repository, artifact = None, None, None
     if args.model is not None or args.repository is not None:
         from chatbot.artifact import load_artifact  # lazy: pulls in TensorFlow
 
@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         repository=repository,
+        calibration=artifact.calibration if artifact is not None else None,
     )
     log.info("wrote %s", args.json)
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.config import LOSSES, ModelConfig
+from chatbot.errors import UsageError
 from chatbot.text import MODES
 from training.presets import PRESETS
 from training.train_config import TrainConfig
@@ -52,6 +53,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "A preset gives every setting; flags override single ones.",
     )
     p.add_argument("--train", type=Path, required=True, help="train.csv (Context,Utterance,Label)")
+    p.add_argument(
+        "--extra-train",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE.csv",
+        help="more training rows in the same layout, e.g. `chatbot feedback export` output "
+        "(repeatable); with the softmax loss, down-voted replies become hard negatives of "
+        "their contexts",
+    )
     p.add_argument("--valid", type=Path, help="valid.csv (1 true + 9 distractors) for recall@1")
     p.add_argument("--out", type=Path, required=True, help="model artifact directory to write")
     p.add_argument("--workdir", type=Path, help="checkpoints and logs (default: OUT.work)")
@@ -91,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
     from training.train import make_strategy, train  # lazy: pulls in TensorFlow
 
     model_config, train_config = configs_from_args(args)
+    for path in args.extra_train:  # before TensorFlow starts and the vocabulary is built
+        if not path.is_file():
+            raise UsageError(f"{path}: No such file or directory (--extra-train)")
     result = train(
         args.train,
         args.valid,
@@ -102,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         strategy=make_strategy(args.strategy),
         embeddings_file=args.embeddings,
         name=args.name or args.preset,
+        extra_train=args.extra_train,
     )
     log.info(
         "trained %d steps; best validation R10@1 %.4f at step %d%s",

@@ -6,6 +6,7 @@ uvicorn and ``CHATBOT_*`` variables: ``uvicorn --factory service.app:create_app`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -20,6 +21,8 @@ from fastapi.staticfiles import StaticFiles
 from service.admin import router as admin_router
 from service.deps import ServiceState
 from service.errors import install_error_handlers
+from service.feedback_log import FeedbackLog
+from service.feedback_routes import router as feedback_router
 from service.limits import ADMIN_PREFIX, BodyLimitMiddleware, PublicCORSMiddleware
 from service.metrics import Metrics, MetricsMiddleware
 from service.routes import STATIC_DIR, router
@@ -50,15 +53,18 @@ def create_app(settings: Settings | None = None, *, ranker: Ranker | None = None
     serving = Serving(
         settings, metrics, partial(_load_ranker, settings), partial(_compile_spare, settings)
     )
-    state = ServiceState(settings=settings, metrics=metrics, serving=serving)
+    feedback = FeedbackLog(settings, metrics)
+    state = ServiceState(settings=settings, metrics=metrics, serving=serving, feedback=feedback)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(feedback.start)
         await serving.start(ranker)
         try:
             yield
         finally:
             await serving.close()
+            await asyncio.to_thread(feedback.close)
 
     app = FastAPI(
         title="Retrieval chatbot",
@@ -86,6 +92,7 @@ def create_app(settings: Settings | None = None, *, ranker: Ranker | None = None
     # Outermost, as before: times everything below it, CORS and limits included.
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.include_router(router)
+    app.include_router(feedback_router)
     app.include_router(admin_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

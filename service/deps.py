@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.feedback_log import FeedbackLog
 from service.limits import RateLimiter
 from service.metrics import Metrics
 from service.serving import Serving
@@ -23,6 +24,7 @@ class ServiceState:
     settings: Settings
     metrics: Metrics
     serving: Serving
+    feedback: FeedbackLog
     rate_limiter: RateLimiter = field(init=False)
 
     def __post_init__(self) -> None:
@@ -50,6 +52,11 @@ def get_serving(state: StateDep) -> Serving:
     return state.serving
 
 
+def get_feedback(state: StateDep) -> FeedbackLog:
+    return state.feedback
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ServingDep = Annotated[Serving, Depends(get_serving)]
+FeedbackDep = Annotated[FeedbackLog, Depends(get_feedback)]

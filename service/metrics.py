@@ -73,6 +73,25 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.abstained = Counter(
+            "chatbot_abstained",
+            "Replies below the confidence threshold, answered with the fallback text.",
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "chatbot_feedback", "Votes stored.", ["vote"], registry=self.registry
+        )
+        self.store_errors = Counter(
+            "chatbot_store_errors",
+            "Database operations that failed (the service answered without them).",
+            ["operation"],
+            registry=self.registry,
+        )
+        self.exchanges_dropped = Counter(
+            "chatbot_exchanges_dropped",
+            "Answered requests never stored: the database was away longer than the buffer.",
+            registry=self.registry,
+        )
 
     def observe_stages(self, seconds: dict[str, float]) -> None:
         for stage, value in seconds.items():

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import FileResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from chatbot.store.records import Exchange
 from service.deps import MetricsDep, ServiceState, ServingDep, SettingsDep, StateDep
 from service.limits import retry_after_header
 from service.metrics import Metrics
@@ -26,7 +29,7 @@ from service.serving import LiveBundle, NotReady
 from service.settings import Settings
 
 if TYPE_CHECKING:
-    from chatbot.ranker import Hit
+    from chatbot.ranker import Hit, Ranker
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -46,15 +49,24 @@ async def respond(
     metrics: MetricsDep,
     state: StateDep,
 ) -> RespondResponse:
-    """Best responses to a conversation, from the repository or from ``candidates``."""
+    """Best responses to a conversation, from the repository or from ``candidates``, with the
+    calibrated confidence of the best one (the fallback text below the threshold)."""
     start = time.perf_counter()
     _check_rate(request, state)
     _check_limits(body, settings)
+    context = body.context
+    if body.session_id is not None:
+        earlier = await state.feedback.session_turns(body.session_id)
+        context = [*earlier, *context][-settings.max_turns :]
+    # Two at least: the confidence reads the best reply's margin over the runner-up.
+    wanted = max(body.k, 2)
     try:
         async with serving.use() as live:
-            hits = await asyncio.wait_for(
-                _answer(body, live, metrics, start), settings.request_timeout_s
+            hits, normalized = await asyncio.wait_for(
+                _answer(context, body.candidates, wanted, live, metrics, start),
+                settings.request_timeout_s,
             )
+            ranker = live.ranker
     except NotReady as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"not ready: {exc}") from exc
     except TimeoutError as exc:
@@ -68,23 +80,76 @@ async def respond(
         # Input was validated above, so what is left is the server's fault.
         logger.exception("ranker failed")
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "model error") from exc
+    answer = _decide(hits, body, ranker, settings, live.version)
+    if answer.abstained:
+        metrics.abstained.inc()
+    state.feedback.record(_exchange(answer, context, normalized, body.session_id, ranker))
+    if body.session_id is not None:
+        said = [answer.reply] if not answer.abstained else []
+        await state.feedback.save_session(body.session_id, [*context, *said])
+    answer.took_ms = (time.perf_counter() - start) * 1000
+    return answer
+
+
+def _decide(
+    hits: list[Hit], body: RespondRequest, ranker: Ranker, settings: Settings, version: str
+) -> RespondResponse:
+    """The answer: the best reply, or the fallback when the model is not sure enough."""
+    job = "candidates" if body.candidates is not None else "repository"
+    scores = np.array([hit.score for hit in hits], dtype=np.float64)
+    confidence = ranker.calibration.confidence(job, scores) if hits else 0.0
+    threshold = body.min_confidence if body.min_confidence is not None else settings.min_confidence
+    abstained = not hits or confidence < threshold
     return RespondResponse(
-        responses=[ResponseItem(text=hit.text, score=float(hit.score)) for hit in hits],
-        model=live.version,
-        took_ms=(time.perf_counter() - start) * 1000,
+        request_id=uuid.uuid4().hex,
+        reply=settings.fallback if abstained else hits[0].text,
+        confidence=confidence,
+        abstained=abstained,
+        session_id=body.session_id,
+        responses=[ResponseItem(text=hit.text, score=float(hit.score)) for hit in hits[: body.k]],
+        model=version,
+        took_ms=0.0,
+    )
+
+
+def _exchange(
+    answer: RespondResponse,
+    context: list[str],
+    normalized: str,
+    session_id: str | None,
+    ranker: Ranker,
+) -> Exchange:
+    return Exchange(
+        request_id=answer.request_id,
+        model=answer.model,
+        context=context,
+        context_normalized=normalized,
+        normalization=ranker.normalizer.mode,
+        replies=[item.model_dump() for item in answer.responses],
+        reply=answer.reply,
+        confidence=answer.confidence,
+        abstained=answer.abstained,
+        session_id=session_id,
     )
 
 
 async def _answer(
-    body: RespondRequest, live: LiveBundle, metrics: Metrics, start: float
-) -> list[Hit]:
-    if body.candidates is None:
+    context: list[str],
+    candidates: list[str] | None,
+    k: int,
+    live: LiveBundle,
+    metrics: Metrics,
+    start: float,
+) -> tuple[list[Hit], str]:
+    """The hits, and the context as the model read it (normalised)."""
+    if candidates is None:
         # Normalised here, on the event loop: the model thread only encodes and searches.
-        query = live.ranker.prepare(body.context)
+        query = live.ranker.prepare(context)
         metrics.stage_seconds.labels("normalise").observe(time.perf_counter() - start)
-        return await live.batcher.respond(query, body.k)
-    k = min(body.k, len(body.candidates))
-    return await live.batcher.rank_candidates(body.context, body.candidates, k)
+        return await live.batcher.respond(query, k), query.context
+    k = min(k, len(candidates))
+    hits = await live.batcher.rank_candidates(context, candidates, k)
+    return hits, live.ranker.normalizer.context(context)
 
 
 def _check_rate(request: Request, state: ServiceState) -> None:
@@ -143,7 +208,10 @@ async def readyz(serving: ServingDep) -> ReadyResponse:
     if live is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"not ready: {serving.not_ready}")
     return ReadyResponse(
-        status="ready", model=live.version, model_version=live.ranker.model_version
+        status="ready",
+        model=live.version,
+        model_version=live.ranker.model_version,
+        calibrated=live.ranker.calibration.fitted,
     )
 
 

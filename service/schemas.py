@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
@@ -14,6 +15,11 @@ MAX_K = 50
 MAX_TURNS = 50
 MAX_CHARS = 10_000
 MAX_CANDIDATES = 100
+
+# Made by clients (the widget: a random UUID); letters, digits and a few separators.
+SESSION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,100}$"
+REQUEST_ID_PATTERN = r"^[0-9a-f]{32}$"
+MAX_COMMENT_CHARS = 2000
 
 # A text must hold something besides white space ("search" semantics: anywhere in it).
 _NOT_BLANK = r"\S"
@@ -60,6 +66,28 @@ class RespondRequest(BaseModel):
         max_length=MAX_CANDIDATES,
         description="rank these texts instead of the response repository",
     )
+    min_confidence: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="answer with the fallback text when the best reply's confidence is lower "
+        "(default: the service's CHATBOT_MIN_CONFIDENCE)",
+    )
+    session_id: str | None = Field(
+        None,
+        pattern=SESSION_ID_PATTERN,
+        description="keep the conversation on the server: send only the new message, and the "
+        "session's earlier turns (and the bot's replies) come before it. An unknown or "
+        "expired session starts afresh.",
+    )
+
+    @field_validator("min_confidence", mode="before")
+    @classmethod
+    def _integral_confidence(cls, value: Any) -> Any:
+        # 0 and 1 are JSON integers; strict mode would refuse them as floats.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        return value
 
     @field_validator("k", mode="before")
     @classmethod
@@ -75,7 +103,7 @@ class RespondRequest(BaseModel):
         if isinstance(value, str):
             _check_length(value, "context")
             # Markers alone ("__eot__") are one turn of text, not an empty context.
-            return split_turns(value) or ([value] if value.strip() else [])
+            return split_turns(value) or ([] if _blank(value) else [value])
         if not isinstance(value, list):
             raise PydanticCustomError(
                 "context_type", "must be a list of turns or a string with __eot__ markers"
@@ -101,9 +129,24 @@ class RespondRequest(BaseModel):
         return candidates
 
 
+# What JSON Schema's (ECMAScript's) \s matches: a text of these alone is blank. Python's
+# str.isspace also counts U+001C..U+001F and U+0085, which the published schema accepts.
+_BLANK = re.compile(r"[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*")
+
+
+def _blank(text: str) -> bool:
+    """Blank by the published schema's rule.
+
+    Example:
+        >>> _blank(" \\t"), _blank("\\x85")
+        (True, False)
+    """
+    return _BLANK.fullmatch(text) is not None
+
+
 def _check_texts(texts: list[str], what: str) -> None:
     for i, text in enumerate(texts):
-        if not text.strip():
+        if _blank(text):
             raise PydanticCustomError(f"empty_{what}", f"{what} {{index}} is empty", {"index": i})
         _check_length(text, f"{what} {i}")
 
@@ -122,6 +165,18 @@ class ResponseItem(BaseModel):
 
 
 class RespondResponse(BaseModel):
+    request_id: str = Field(description="names this answer in POST /feedback")
+    reply: str = Field(
+        description="what to show: the best response, or the fallback text when abstained"
+    )
+    confidence: float = Field(
+        ge=0,
+        le=1,
+        description="how likely the best response is the right one, calibrated on validation "
+        "rows (GET /readyz says whether the model is calibrated; if not, σ(score))",
+    )
+    abstained: bool = Field(description="the confidence was below the threshold")
+    session_id: str | None = Field(description="the session this answer belongs to, if any")
     responses: list[ResponseItem] = Field(description="best first")
     model: str = Field(
         description="the serving version that answered: the bundle version when serving a "
@@ -134,6 +189,33 @@ class ReadyResponse(BaseModel):
     status: str
     model: str = Field(description="the serving version (as in /respond answers)")
     model_version: str = Field(description="the version of its model artifact")
+    calibrated: bool = Field(description="confidences come from curves fitted on validation rows")
+
+
+class FeedbackRequest(BaseModel):
+    """A user's vote on an answer of ``POST /respond``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [{"request_id": "0123456789abcdef0123456789abcdef", "vote": "down"}]
+        },
+    )
+
+    request_id: str = Field(pattern=REQUEST_ID_PATTERN, description="from the /respond answer")
+    vote: Literal["up", "down"]
+    response: str | None = Field(
+        None,
+        max_length=MAX_CHARS,
+        description="the reply voted on, one of the answer's responses (default: the best)",
+    )
+    comment: str | None = Field(None, max_length=MAX_COMMENT_CHARS)
+
+
+class FeedbackResponse(BaseModel):
+    id: int = Field(description="the stored feedback")
+    duplicate: bool = Field(description="this vote was stored before; nothing new was written")
 
 
 class ErrorItem(BaseModel):

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chatbot.search import BACKENDS
+from chatbot.store.database import DEFAULT_URL
 from service.schemas import MAX_CANDIDATES, MAX_CHARS, MAX_K, MAX_TURNS
 
 
@@ -129,6 +130,36 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+
+    database_url: str = Field(
+        default=DEFAULT_URL,
+        description="where exchanges, feedback and sessions are kept (SQLAlchemy URL): an "
+        "SQLite file by default, postgresql://user:password@host/db in production",
+    )
+    database_timeout_s: float = Field(
+        default=2.0, gt=0, description="a session read or write slower than this is skipped"
+    )
+    min_confidence: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="below this calibrated confidence the bot answers with the fallback text "
+        "(a request's min_confidence overrides it)",
+    )
+    fallback: str = Field(
+        default="I'm not sure — could you tell me more?",
+        min_length=1,
+        description="what the bot says when it is not sure enough",
+    )
+    session_turns: int = Field(
+        default=20, ge=1, le=MAX_TURNS, description="turns a session keeps (its latest)"
+    )
+    session_idle_s: float = Field(
+        default=1800.0, gt=0, description="a session unused this long is forgotten"
+    )
+    max_sessions: int = Field(
+        default=100_000, ge=1, description="sessions kept at most (the least recent go first)"
+    )
 
     @field_validator("xla_cache_dir", mode="before")
     @classmethod

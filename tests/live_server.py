@@ -67,6 +67,9 @@ def serving(
     come only from ``argv`` and ``env``: the caller's CHATBOT_* variables are dropped."""
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CHATBOT_")}
+    # The test's own database (tests/conftest.py), never the checkout's artifacts/.
+    if "CHATBOT_DATABASE_URL" in os.environ:
+        clean["CHATBOT_DATABASE_URL"] = os.environ["CHATBOT_DATABASE_URL"]
     out = log.open("w") if log is not None else subprocess.DEVNULL
     server = subprocess.Popen(
         [sys.executable, "-m", "chatbot_cli", "serve", *argv, "--port", str(port)],

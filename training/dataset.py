@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from tqdm import tqdm
 from chatbot.config import ModelConfig
 from chatbot.vocab import Vocab
 from training.errors import BadRowCounter
-from training.sources.udc_csv import read_train_rows
+from training.sources.udc_csv import TrainRow, read_train_rows
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,11 @@ class InputOptions:
         hard_negatives: with ``positives_only``, give each positive row one of the label-0
             responses written for the same context (a hard negative), if it has any: batches
             are then ``((context, response, negative, has_negative), label)``.
+        extra: more training files read after the main one (users' votes, exported by
+            ``chatbot feedback export``). With ``positives_only`` their label-0 rows are hard
+            negatives of their contexts whether or not ``hard_negatives`` is set, and a
+            context with no true response anywhere becomes a row of label 0 whose only
+            job is to score its negative low (:func:`training.train._losses`).
         seed: shuffling seed.
     """
 
@@ -49,7 +54,12 @@ class InputOptions:
     bucketing: bool = True
     positives_only: bool = False
     hard_negatives: bool = False
+    extra: tuple[Path, ...] = ()
     seed: int = 0
+
+    @property
+    def uses_hard_negatives(self) -> bool:
+        return self.positives_only and (self.hard_negatives or bool(self.extra))
 
 
 def build_vocab(train_path: Path, config: ModelConfig, bad: BadRowCounter | None = None) -> Vocab:
@@ -75,7 +85,10 @@ def _context_key(context: str) -> bytes:
 
 
 def hard_negative_table(
-    train_path: Path, vocab: Vocab, config: ModelConfig, bad: BadRowCounter | None = None
+    train_path: Path | Sequence[Path],
+    vocab: Vocab,
+    config: ModelConfig,
+    bad: BadRowCounter | None = None,
 ) -> dict[bytes, list[np.ndarray]]:
     """The label-0 responses of a training file by context: the hard negatives a data build
     wrote for it (e.g. a restatement of the context, or another user's question on the topic).
@@ -94,11 +107,30 @@ def hard_negative_table(
         [[2, 4]]
     """
     table: dict[bytes, list[np.ndarray]] = {}
-    for row in read_train_rows(train_path, bad):
+    for row in _rows(train_path, bad):
         if row.label == 0:
             ids = vocab.encode(row.response.split(), config.max_response_tokens, keep="first")
             table.setdefault(_context_key(row.context), []).append(_nonempty(ids))
     return table
+
+
+def _rows(paths: Path | Sequence[Path], bad: BadRowCounter | None) -> Iterator[TrainRow]:
+    for path in [paths] if isinstance(paths, Path) else paths:
+        yield from read_train_rows(path, bad)
+
+
+def orphan_contexts(
+    extra: Sequence[Path], all_paths: Sequence[Path], bad: BadRowCounter | None = None
+) -> set[bytes]:
+    """Contexts of the extra files' label-0 rows that have no label-1 row in any file: a
+    down-vote on a reply, with no reply known to be right."""
+    voted_down = {_context_key(row.context) for row in _rows(extra, bad) if row.label == 0}
+    if not voted_down:
+        return set()
+    for row in _rows(all_paths, bad):
+        if row.label == 1:
+            voted_down.discard(_context_key(row.context))
+    return voted_down
 
 
 def _encoded_rows(
@@ -110,22 +142,34 @@ def _encoded_rows(
     bad: BadRowCounter | None,
 ) -> Iterator[tuple[np.ndarray | np.float32, ...]]:
     n_shards, shard_id = shard
-    negatives = None
-    if options.hard_negatives:
-        negatives = hard_negative_table(train_path, vocab, config)
-        log.info("hard negatives for %d contexts", len(negatives))
+    paths = [train_path, *options.extra]
+    negatives, orphans = None, set()
+    if options.uses_hard_negatives:
+        # The main file's label-0 rows count only when hard negatives are asked for.
+        negatives = hard_negative_table(
+            paths if options.hard_negatives else list(options.extra), vocab, config
+        )
+        orphans = orphan_contexts(options.extra, paths)
+        log.info(
+            "hard negatives for %d contexts (%d with no true response)",
+            len(negatives),
+            len(orphans),
+        )
     rng = np.random.default_rng(options.seed)
-    for i, row in enumerate(read_train_rows(train_path, bad)):
-        if i % n_shards != shard_id or (options.positives_only and row.label != 1):
+    for i, row in enumerate(_rows(paths, bad)):
+        if i % n_shards != shard_id:
+            continue
+        key = _context_key(row.context) if orphans else b""
+        if row.label != 1 and options.positives_only and key not in orphans:
             continue
         context = vocab.encode(row.context.split(), config.max_context_tokens, keep="last")
         response = vocab.encode(row.response.split(), config.max_response_tokens, keep="first")
         encoded = (_nonempty(context), _nonempty(response))
         if negatives is None:
             yield (*encoded, np.float32(row.label))
-            continue
-        found = negatives.get(_context_key(row.context))
-        if found:
+        elif row.label != 1:  # an orphan: its own response is the negative, nothing is right
+            yield (encoded[0], np.ones(1, np.int32), encoded[1], np.float32(1), np.float32(0))
+        elif found := negatives.get(_context_key(row.context)):
             yield (*encoded, found[rng.integers(len(found))], np.float32(1), np.float32(1))
         else:  # a placeholder the loss masks out
             yield (*encoded, np.zeros(1, np.int32), np.float32(0), np.float32(1))
@@ -154,7 +198,7 @@ def train_dataset(
         bad: counts skipped rows under ``--skip-bad-rows`` (raises otherwise).
     """
     ids, flag = tf.TensorSpec((None,), tf.int32), tf.TensorSpec((), tf.float32)
-    hard = options.hard_negatives
+    hard = options.uses_hard_negatives
     signature = (ids, ids, ids, flag, flag) if hard else (ids, ids, flag)
     ds = tf.data.Dataset.from_generator(
         lambda: _encoded_rows(train_path, vocab, config, options, shard, bad),

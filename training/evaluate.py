@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from chatbot.calibration import Calibration
 from chatbot.scoring import Scorer, candidate_count
 from chatbot.text import Normalizer
 from training.baselines import BASELINES, baseline_scores
@@ -84,6 +85,16 @@ def evaluate(
         ``{system: {"recall@1", "recall@2", "recall@5", "recall_2@1", "mrr"}}``, the model
         (system ``"model"``) first, then the baselines in the order given.
     """
+    if not rows:
+        raise ValueError("no evaluation rows")
+    scores = model_scores(rows, scorer, batch_size, progress) if scorer is not None else None
+    return evaluate_scores(rows, scores, baselines, seed)
+
+
+def evaluate_scores(
+    rows: Sequence[EvalRow], scores: np.ndarray | None, baselines: Iterable[str], seed: int = 0
+) -> dict[str, dict[str, float]]:
+    """:func:`evaluate` with the model's scores of the rows given (or ``None``)."""
     baselines = list(baselines)
     unknown = [name for name in baselines if name not in BASELINES]
     if unknown:
@@ -91,8 +102,8 @@ def evaluate(
     if not rows:
         raise ValueError("no evaluation rows")
     results: dict[str, dict[str, float]] = {}
-    if scorer is not None:
-        results[MODEL] = summarize(model_scores(rows, scorer, batch_size, progress))
+    if scores is not None:
+        results[MODEL] = summarize(scores)
     for name in baselines:
         results[name] = summarize(baseline_scores(name, rows, seed))
     return results
@@ -123,6 +134,7 @@ def run_evaluation(
     seed: int = 0,
     progress: bool = True,
     repository: Repository | None = None,
+    calibration: Calibration | None = None,
 ) -> dict[str, Any]:
     """Evaluates, writes the JSON report (and the plot), and prints the table.
 
@@ -138,12 +150,21 @@ def run_evaluation(
         repository: also rank each true response against this whole repository
             (:mod:`training.repository_eval`), reported under ``"repository"`` and plotted
             beside ``plot_path`` as ``<stem>_repository.png``.
+        calibration: the model's confidence curves: their expected calibration error and
+            risk–coverage curve on these rows (1 in 10, and against the repository when one
+            is given) are reported under ``"calibration"`` and plotted as
+            ``<stem>_coverage.png``.
 
     Returns:
         The report written to ``json_path``.
     """
-    results = evaluate(rows, scorer, baselines, batch_size, seed, progress)
+    if not rows:
+        raise ValueError("no evaluation rows")
+    scores = model_scores(rows, scorer, batch_size, progress) if scorer is not None else None
+    results = evaluate_scores(rows, scores, baselines, seed)
     report: dict[str, Any] = {"n": len(rows), "results": results}
+    if scorer is not None and scores is not None and calibration is not None:
+        report["calibration"] = _calibration(rows, scores, scorer, calibration, repository)
     if repository is not None:
         from training.repository_eval import evaluate_repository
 
@@ -169,10 +190,64 @@ def run_evaluation(
             plot_path = Path(plot_path)
             repository_plot = plot_path.with_name(f"{plot_path.stem}_repository{plot_path.suffix}")
             plot_repository(report["repository"], repository_plot)
+        if "calibration" in report:
+            from training.plots import plot_risk_coverage
+
+            plot_path = Path(plot_path)
+            coverage_plot = plot_path.with_name(f"{plot_path.stem}_coverage{plot_path.suffix}")
+            plot_risk_coverage(report["calibration"], coverage_plot)
     print(format_table(results))
     if repository is not None:
         print(format_repository_table(report["repository"]))
+    if "calibration" in report:
+        print(format_calibration(report["calibration"]))
     return report
+
+
+def _calibration(
+    rows: Sequence[EvalRow],
+    scores: np.ndarray,
+    scorer: Scorer,
+    calibration: Calibration,
+    repository: Repository | None,
+) -> dict[str, Any]:
+    from training.calibration import calibration_report, candidate_examples, repository_examples
+
+    reports = {
+        "1 in 10": calibration_report(
+            calibration.curves.get("candidates") or calibration.curves["repository"],
+            candidate_examples(scores),
+            calibration.fitted,
+        )
+    }
+    if repository is not None:
+        examples = repository_examples(rows, scorer, repository.index, repository.normalizer)
+        curve = calibration.curves.get("repository") or calibration.curves["candidates"]
+        reports["repository"] = calibration_report(curve, examples, calibration.fitted)
+    return reports
+
+
+def format_calibration(reports: dict[str, Any]) -> str:
+    """One line per job: how well the confidence holds on these rows.
+
+    Example:
+        >>> r = {"fitted": True, "n": 10, "accuracy": 0.5, "mean_confidence": 0.52, "ece": 0.04,
+        ...      "coverage@90%_precision": 0.2}
+        >>> print(format_calibration({"1 in 10": r}))  # doctest: +NORMALIZE_WHITESPACE
+        confidence (1 in 10, 10 rows): expected calibration error 0.040
+          (accuracy 0.500, mean confidence 0.520); coverage at 90% top-1 precision 0.200
+    """
+    lines = []
+    for name, r in reports.items():
+        key = next(k for k in r if k.startswith("coverage@"))
+        target = key.removeprefix("coverage@").removesuffix("_precision")
+        note = "" if r["fitted"] else " [uncalibrated: σ(score)]"
+        lines.append(
+            f"confidence ({name}, {r['n']:,} rows): expected calibration error {r['ece']:.3f} "
+            f"(accuracy {r['accuracy']:.3f}, mean confidence {r['mean_confidence']:.3f}); "
+            f"coverage at {target} top-1 precision {r[key]:.3f}{note}"
+        )
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)

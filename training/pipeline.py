@@ -37,7 +37,7 @@ from chatbot.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
-STEPS = ("data", "model", "index", "evaluation")
+STEPS = ("data", "model", "index", "evaluation")  # "index" also fits echo rule and confidence
 BASELINES = ("tfidf", "random")
 
 
@@ -222,6 +222,7 @@ def evaluate_model(paths: Paths, test_sets: list[TestSet]) -> dict[str, Any]:
             plot_path=paths.out / f"{test.stem}.png",
             progress=False,
             repository=repository,
+            calibration=artifact.calibration,
         )
     return results
 
@@ -282,6 +283,12 @@ def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
             report["echo"] = tune_echo_cosine(
                 paths.model, paths.index, recipe.valid_sets(paths.data)
             )
+        from training.calibration import calibrate_model
+
+        log.info("fitting the confidence curves on the validation rows")
+        report["calibration"] = calibrate_model(
+            paths.model, recipe.valid_sets(paths.data), paths.index
+        )
     timings["index"] = time.monotonic() - tick
 
     tick = time.monotonic()

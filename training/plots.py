@@ -119,3 +119,34 @@ def plot_training_curve(history: Sequence[Mapping[str, float]], path: str | Path
     ax.set_title("Training curve")
     fig.tight_layout()
     fig.savefig(path)
+
+
+def plot_risk_coverage(reports: Mapping[str, Mapping[str, Any]], path: str | Path) -> None:
+    """Precision of the answered top-1 replies against the share answered (most confident
+    first), one line per job (``training.calibration.calibration_report``), with the 90 %
+    precision line.
+
+    Example::
+
+        plot_risk_coverage({"1 in 10": report}, "coverage.png")
+    """
+    fig = Figure(figsize=(7, 4.5), dpi=120)
+    ax = fig.add_subplot()
+    for name, report in reports.items():
+        curve = report["curve"]
+        key = next(k for k in report if k.startswith("coverage@"))
+        label = (
+            f"{name} ({report['n']:,} rows): ECE {report['ece']:.3f}, "
+            f"{report[key]:.0%} answered at 90% precision"
+        )
+        ax.plot(curve["coverage"], curve["precision"], label=label)
+    ax.axhline(0.9, color="grey", linestyle=":", linewidth=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("share of questions answered (most confident first)")
+    ax.set_ylabel("precision of the top-1 reply")
+    ax.set_title("Risk–coverage of the calibrated confidence")
+    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    FigureCanvasAgg(fig).print_png(str(path))

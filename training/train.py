@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,8 @@ def _losses(
 
     ``inputs`` is ``(contexts, responses)``, or with hard negatives ``(contexts, responses,
     negatives, has_negative)``: each context's hard negative then joins the in-batch
-    negatives of the softmax (as a wrong answer for every context of the batch).
+    negatives of the softmax (as a wrong answer for every context of the batch). There a row
+    labelled 0 has no true response: it only pushes its negative's score down.
     """
     context_ids, response_ids = inputs[0], inputs[1]
     c = model.encode_contexts(context_ids, training=True)  # (B, d)
@@ -115,15 +117,28 @@ def _losses(
     # In-batch negatives: every other response in the batch is a wrong answer.
     logits = model.pairwise_logits(c, r)  # (B, B), the true response on the diagonal
     targets = tf.range(tf.shape(logits)[0])
-    everything = logits
-    if len(inputs) == 4:
-        h = model.encode_responses(inputs[2], training=True)  # (B, d)
-        hard = model.pairwise_logits(c, h)  # (B, B)
-        # A row without a negative holds a placeholder: its column must never count.
-        missing = tf.cast(1.0 - inputs[3], hard.dtype)[None, :]  # (1, B)
-        everything = tf.concat([logits, hard - 1e9 * missing], axis=1)  # (B, 2B)
-    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=everything)
-    if config.symmetric_loss:  # each response picks its context among the batch's contexts
+    if len(inputs) == 2:
+        return _softmax_loss(logits, targets, config.symmetric_loss)
+    # A row of label 0 has no true response (a down-voted reply alone, training.dataset):
+    # its placeholder column counts for no row, and its loss scores its negative low.
+    has_true = tf.cast(labels, logits.dtype)  # (B,)
+    no_true = (1.0 - has_true)[None, :]  # (1, B)
+    logits = logits - 1e9 * no_true
+    h = model.encode_responses(inputs[2], training=True)  # (B, d)
+    hard = model.pairwise_logits(c, h)  # (B, B)
+    # A row without a negative holds a placeholder: its column must never count.
+    missing = tf.cast(1.0 - inputs[3], hard.dtype)[None, :]  # (1, B)
+    everything = tf.concat([logits, hard - 1e9 * missing], axis=1)  # (B, 2B)
+    loss = _softmax_loss(everything, targets, False)
+    if config.symmetric_loss:  # each true response picks its context among the batch's
+        loss = 0.5 * (loss + _softmax_loss(tf.transpose(logits), targets, False))
+    pushed_down = tf.nn.softplus(tf.linalg.diag_part(hard))  # -log σ(-s(c, negative))
+    return has_true * loss + (1.0 - has_true) * pushed_down
+
+
+def _softmax_loss(logits: tf.Tensor, targets: tf.Tensor, symmetric: bool) -> tf.Tensor:
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+    if symmetric:  # each response picks its context among the batch's contexts
         loss = 0.5 * (
             loss
             + tf.nn.sparse_softmax_cross_entropy_with_logits(
@@ -186,6 +201,7 @@ def train(
     embeddings_file: Path | None = None,
     name: str = "model",
     vocab: Vocab | None = None,
+    extra_train: Sequence[Path] = (),
 ) -> TrainResult:
     """Trains a dual encoder and writes its artifact to ``out_dir``.
 
@@ -204,6 +220,9 @@ def train(
         name: the artifact's name, the start of its version string.
         vocab: the vocabulary (the one ``embeddings`` rows follow); default: built from
             ``train_path`` by ``model_config``.
+        extra_train: more train-layout files, such as exported feedback; with the softmax
+            loss their label-0 rows are hard negatives of their contexts
+            (:class:`training.dataset.InputOptions`).
 
     Returns:
         A :class:`TrainResult`.
@@ -249,6 +268,7 @@ def train(
         bucketing=tc.bucketing,
         positives_only=config.loss == "softmax",
         hard_negatives=tc.hard_negatives and config.loss == "softmax",
+        extra=tuple(extra_train),
         seed=tc.seed + int(step.numpy()),  # a resumed run does not replay the same order
     )
 
@@ -341,7 +361,8 @@ def train(
         history=history,
     )
     if is_chief():
-        _finish(out_dir, workdir, model, vocab, config, tc, result, name, train_path, valid_path)
+        files = [train_path, *extra_train]
+        _finish(out_dir, workdir, model, vocab, config, tc, result, name, files, valid_path)
     return result
 
 
@@ -375,7 +396,7 @@ def _finish(
     tc: TrainConfig,
     result: TrainResult,
     name: str,
-    train_path: Path,
+    train_files: Sequence[Path],
     valid_path: Path | None,
 ) -> None:
     from training.plots import plot_training_curve
@@ -390,7 +411,8 @@ def _finish(
         name=name,
         extra={
             "training": {
-                "train_file": str(train_path),
+                "train_file": str(train_files[0]),
+                "extra_train_files": [str(path) for path in train_files[1:]],
                 "valid_file": str(valid_path) if valid_path else None,
                 "steps": result.steps,
                 "best_step": result.best_step,

@@ -2,7 +2,8 @@
  *
  * <script src="https://HOST/static/widget.js" data-endpoint="https://HOST/respond" defer></script>
  *
- * data-endpoint  URL of POST /respond (default: /respond on the host that served this file)
+ * data-endpoint  URL of POST /respond (default: /respond on the host that served this file);
+ *                votes go to POST /feedback beside it
  * data-target    CSS selector of an element to fill; without it a floating chat box is added
  * data-k         how many responses to ask for: the best plus runners-up (default 5)
  * data-title     header text (default "Chatbot")
@@ -11,14 +12,22 @@
   "use strict";
 
   const script = document.currentScript;
+  const endpoint = script.dataset.endpoint || new URL("/respond", script.src).href;
   const options = {
-    endpoint: script.dataset.endpoint || new URL("/respond", script.src).href,
+    endpoint,
+    feedback: new URL("/feedback", endpoint).href,
     target: script.dataset.target || "",
     k: Number(script.dataset.k || 5),
     title: script.dataset.title || "Chatbot",
   };
-  // The service's default limit; older turns are trimmed rather than refused.
-  const MAX_TURNS = 50;
+  // Replies the service is less sure of than this are marked as such.
+  const UNSURE_BELOW = 0.5;
+
+  // The server keeps the conversation under this id: each request sends the new message only.
+  function newSessionId() {
+    const bytes = crypto.getRandomValues(new Uint8Array(16)); // randomUUID needs HTTPS
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
 
   // Every piece of text goes through textContent: responses are data, never markup.
   function el(tag, className, text) {
@@ -65,7 +74,7 @@
     form.append(input, send);
     panel.append(header, log, form);
 
-    let turns = [];
+    let sessionId = newSessionId();
     const say = (who, text) => {
       const item = el("li", `cbw-msg cbw-${who}`);
       item.append(el("p", "cbw-text", text));
@@ -75,7 +84,7 @@
     };
 
     reset.addEventListener("click", () => {
-      turns = [];
+      sessionId = newSessionId();
       log.replaceChildren();
       input.focus();
     });
@@ -86,16 +95,14 @@
       if (!text) return;
       input.value = "";
       send.disabled = true;
-      turns.push(text);
       say("user", text);
       const pending = say("bot", "…");
       pending.classList.add("cbw-pending");
       try {
-        const answer = await ask(turns.slice(-MAX_TURNS));
+        const answer = await ask(text, sessionId);
         pending.replaceWith(renderAnswer(answer));
-        turns.push(answer.responses[0].text);
       } catch (error) {
-        turns.pop(); // the message was not answered: leave it out of the context
+        // An unanswered message never reached the session: nothing to take back.
         pending.replaceWith(el("li", "cbw-msg cbw-error", error.message));
       } finally {
         send.disabled = false;
@@ -106,31 +113,84 @@
     return { panel, input };
   }
 
-  async function ask(context) {
+  async function post(url, payload) {
     let response;
     try {
-      response = await fetch(options.endpoint, {
+      response = await fetch(url, {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ context, k: options.k }),
+        body: JSON.stringify(payload),
       });
     } catch {
       throw new Error("Cannot reach the chatbot. Is the service running?");
     }
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(`Sorry: ${body.detail || response.statusText}`);
+    return body;
+  }
+
+  async function ask(message, sessionId) {
+    const body = await post(options.endpoint, {
+      context: [message],
+      k: options.k,
+      session_id: sessionId,
+    });
     if (!body.responses || body.responses.length === 0) throw new Error("No answer found.");
     return body;
   }
 
+  function percent(confidence) {
+    return `${Math.round(confidence * 100)}%`;
+  }
+
+  // Thumbs up and down on a reply; the vote is stored once, however often it is clicked.
+  function voteButtons(answer) {
+    const bar = el("div", "cbw-votes");
+    const status = el("span", "cbw-vote-status");
+    const buttons = [
+      ["up", "👍", "Good answer"],
+      ["down", "👎", "Bad answer"],
+    ].map(([vote, symbol, label]) => {
+      const button = el("button", `cbw-vote cbw-vote-${vote}`, symbol);
+      button.type = "button";
+      button.setAttribute("aria-label", label);
+      button.setAttribute("aria-pressed", "false");
+      button.addEventListener("click", async () => {
+        buttons.forEach((b) => (b.disabled = true));
+        status.textContent = "";
+        try {
+          await post(options.feedback, { request_id: answer.request_id, vote });
+          button.setAttribute("aria-pressed", "true");
+          status.textContent = "Thanks!";
+        } catch (error) {
+          buttons.forEach((b) => (b.disabled = false));
+          status.textContent = error.message;
+        }
+      });
+      return button;
+    });
+    bar.append(...buttons, status);
+    return bar;
+  }
+
   function renderAnswer(answer) {
     const [best, ...others] = answer.responses;
-    const item = el("li", "cbw-msg cbw-bot");
-    item.append(el("p", "cbw-text", best.text));
-    item.title = `score ${best.score.toFixed(2)} · ${answer.model} · ${Math.round(answer.took_ms)} ms`;
-    if (others.length > 0) {
+    const unsure = answer.abstained || answer.confidence < UNSURE_BELOW;
+    const item = el("li", unsure ? "cbw-msg cbw-bot cbw-unsure" : "cbw-msg cbw-bot");
+    item.dataset.requestId = answer.request_id;
+    item.append(el("p", "cbw-text", answer.reply));
+    if (unsure) {
+      const why = answer.abstained ? "Not sure enough to answer" : "Not sure";
+      item.append(el("p", "cbw-confidence", `${why} · confidence ${percent(answer.confidence)}`));
+    }
+    item.title =
+      `confidence ${percent(answer.confidence)} · score ${best.score.toFixed(2)} · ` +
+      `${answer.model} · ${Math.round(answer.took_ms)} ms`;
+    item.append(voteButtons(answer));
+    if (answer.abstained || others.length > 0) {
       const more = el("details", "cbw-more");
-      more.append(el("summary", "", `Runners-up (${others.length})`));
+      const label = answer.abstained ? "Best guesses" : "Runners-up";
+      more.append(el("summary", "", `${label} (${answer.abstained ? others.length + 1 : others.length})`));
       const list = el("ol", "cbw-alts");
       for (const hit of [best, ...others]) {
         const row = el("li", hit === best ? "cbw-alt cbw-alt-best" : "cbw-alt");

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, cast
 
+from chatbot.calibration import UNCALIBRATED
 from chatbot.timing import StageTimes
 
 if TYPE_CHECKING:
@@ -22,6 +23,23 @@ REPOSITORY = (
     "look in /var/log/syslog for errors",
     "you are welcome",
 )
+
+
+@dataclass(frozen=True)
+class FakeQuery:
+    """Same role as ``chatbot.ranker.Query``: the turns, and the context as text."""
+
+    turns: list[str]
+    context: str
+
+
+class FakeNormalizer:
+    """Leaves text as it is (``chatbot.text.Normalizer("none")`` with the UDC layout)."""
+
+    mode = "none"
+
+    def context(self, turns: Sequence[str]) -> str:
+        return " ".join(f"{turn} __eou__ __eot__" for turn in turns)
 
 
 @dataclass(frozen=True)
@@ -46,6 +64,8 @@ class FakeRanker:
     model_version = "fake-20260101-00000000"
     artifact = None  # not loaded from an artifact: index edits are refused
     scorer = SimpleNamespace(encoder=None)  # no encoder to keep as a spare
+    normalizer = FakeNormalizer()
+    calibration = UNCALIBRATED
 
     def __init__(self, repository: Sequence[str] = REPOSITORY, delay: float = 0.0) -> None:
         self.repository = list(repository)
@@ -55,21 +75,22 @@ class FakeRanker:
         self.warm_ups: list[int] = []
         self._busy = threading.Lock()
 
-    def prepare(self, context: Sequence[str]) -> list[str]:
+    def prepare(self, context: Sequence[str]) -> FakeQuery:
         """The fake's prepared context is the context itself."""
-        return list(context)
+        return FakeQuery(list(context), self.normalizer.context(context))
 
     def respond(self, contexts: Sequence[Sequence[str]], k: int) -> list[list[FakeHit]]:
-        return self.respond_prepared(contexts, k)
+        return self.respond_prepared([self.prepare(c) for c in contexts], k)
 
     def respond_prepared(
-        self, contexts: Sequence[Sequence[str]], k: int, times: StageTimes | None = None
+        self, queries: Sequence[FakeQuery], k: int, times: StageTimes | None = None
     ) -> list[list[FakeHit]]:
         if times is not None:  # the stages a real ranker reports
             with times.stage("encode"):
                 pass
         if not self._busy.acquire(blocking=False):
             raise AssertionError("ranker called concurrently")
+        contexts = [_turns(query) for query in queries]
         try:
             self.batches.append([list(c) for c in contexts])
             time.sleep(self.delay)
@@ -93,12 +114,12 @@ class BrokenRanker(FakeRanker):
     """Fails on any context that mentions ``boom``; answers the others."""
 
     def respond_prepared(
-        self, contexts: Sequence[Sequence[str]], k: int, times: StageTimes | None = None
+        self, queries: Sequence[FakeQuery], k: int, times: StageTimes | None = None
     ) -> list[list[FakeHit]]:
-        if any("boom" in turn for context in contexts for turn in context):
-            self.batches.append([list(c) for c in contexts])
+        if any("boom" in turn for query in queries for turn in _turns(query)):
+            self.batches.append([_turns(query) for query in queries])
             raise RuntimeError("model exploded")
-        return super().respond_prepared(contexts, k)
+        return super().respond_prepared(queries, k)
 
     def rank_candidates(
         self, context: Sequence[str], candidates: Sequence[str], k: int
@@ -106,6 +127,11 @@ class BrokenRanker(FakeRanker):
         if any("boom" in turn for turn in context):
             raise RuntimeError("model exploded")
         return super().rank_candidates(context, candidates, k)
+
+
+def _turns(query: FakeQuery | Sequence[str]) -> list[str]:
+    # The batcher's own tests hand it plain lists of turns.
+    return list(query.turns) if isinstance(query, FakeQuery) else list(query)
 
 
 def as_ranker(fake: FakeRanker) -> Ranker:

@@ -27,11 +27,20 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
     assert schemathesis is not None, "schemathesis is a dev dependency: make install"
     env = {"CHATBOT_ADMIN_TOKEN": TOKEN, "CHATBOT_POLL_S": "0", "CHATBOT_MAX_BATCH_SIZE": "4"}
     argv = ["--repository", str(repo), "--workers", "1"]
+    # A made-up request_id is valid by the schema and unknown to the service (404), and a
+    # response must be one of the replies that request was shown (422).
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(
+        '[[operations]]\ninclude-path = "/feedback"\n'
+        'checks.positive_data_acceptance.expected-statuses = ["200", "201", "404", "422"]\n'
+    )
     with serving(argv, env, log=tmp_path / "serve.log") as (_, url):
         wait_for(lambda: call(f"{url}/readyz")[0] == 200, 120, "the service")
         run = subprocess.run(
             [
                 schemathesis,
+                "--config-file",
+                str(config),
                 "run",
                 f"{url}/openapi.json",
                 "--checks",

@@ -148,7 +148,12 @@ def test_healthz_and_readyz_when_loaded(client: TestClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200
     version = FakeRanker.model_version
-    assert ready.json() == {"status": "ready", "model": version, "model_version": version}
+    assert ready.json() == {
+        "status": "ready",
+        "model": version,
+        "model_version": version,
+        "calibrated": False,  # the fake has no fitted curves: σ(score)
+    }
 
 
 def test_metrics_count_requests_by_status_and_batch_sizes(client: TestClient) -> None:
