@@ -28,7 +28,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_BREAK_SYSTEM_PACKAGES=1 \
-    TF_CPP_MIN_LOG_LEVEL=3
+    TF_CPP_MIN_LOG_LEVEL=3 \
+    CHATBOT_DATABASE_URL=sqlite:////artifacts/feedback.sqlite3
 
 # WordNet 3.0 data for the UDC text normaliser, read from /usr/share/wordnet.
 # hadolint ignore=DL3008

@@ -23,7 +23,8 @@ STAMP := $(VENV)/.install-stamp
 # Debian packages the project needs at run/test time:
 #   wordnet-base  WordNet 3.0 data in /usr/share/wordnet, for the UDC text normaliser
 #   chromium      the browser the Playwright widget test drives (/usr/bin/chromium)
-APT_PACKAGES ?= wordnet-base chromium
+#   postgresql    the database server the feedback-store tests start (not needed to serve)
+APT_PACKAGES ?= wordnet-base chromium postgresql
 
 PYTEST_ARGS ?=
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -73,8 +74,6 @@ def postgres_server(bin_dir: Path) -> Iterator[PostgresServer]:
         server.start()
         yield server
     finally:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # stopped by a test already
             server.stop()
-        except subprocess.CalledProcessError:
-            pass  # already stopped by the test
         shutil.rmtree(root, ignore_errors=True)

@@ -143,15 +143,15 @@
     return `${Math.round(confidence * 100)}%`;
   }
 
-  // Thumbs up and down on a reply; the vote is stored once, however often it is clicked.
+  // Votes up and down on a reply; the vote is stored once, however often it is clicked.
   function voteButtons(answer) {
     const bar = el("div", "cbw-votes");
     const status = el("span", "cbw-vote-status");
     const buttons = [
-      ["up", "👍", "Good answer"],
-      ["down", "👎", "Bad answer"],
-    ].map(([vote, symbol, label]) => {
-      const button = el("button", `cbw-vote cbw-vote-${vote}`, symbol);
+      ["up", "Helpful", "This answer helped"],
+      ["down", "Not helpful", "This answer did not help"],
+    ].map(([vote, text, label]) => {
+      const button = el("button", `cbw-vote cbw-vote-${vote}`, text);
       button.type = "button";
       button.setAttribute("aria-label", label);
       button.setAttribute("aria-pressed", "false");

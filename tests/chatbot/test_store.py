@@ -15,7 +15,7 @@ from chatbot.store.records import Exchange, Feedback, FeedbackStore
 from chatbot.store.schema import sessions
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.sqlite3'}"
@@ -132,6 +132,7 @@ def test_an_unreachable_database_is_a_store_error(tmp_path: Path) -> None:
         FeedbackStore.open(f"sqlite:///{tmp_path}/missing.sqlite3", must_exist=True)
 
 
+@pytest.mark.postgres
 def test_a_stopped_postgres_server_is_a_store_error(postgres, postgres_url: str) -> None:
     store = FeedbackStore.open(postgres_url)
     store.record_exchanges([Exchange.example("r1")])

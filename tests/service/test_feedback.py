@@ -180,6 +180,7 @@ def test_two_workers_on_one_database_share_sessions_and_votes(make_client: MakeC
     assert vote.status_code == 201
 
 
+@pytest.mark.postgres
 def test_with_the_database_down_respond_answers_and_feedback_is_a_503(
     make_client: MakeClient, postgres, postgres_url: str
 ) -> None:

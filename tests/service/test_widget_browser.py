@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import os
+import re
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,10 +51,9 @@ def ranker() -> FakeRanker:
     return FakeRanker([*REPOSITORY, MARKUP])
 
 
-@pytest.fixture
-def server_url(ranker: FakeRanker, tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def running(app: object) -> Iterator[str]:
     """The app on a free 127.0.0.1 port, served by uvicorn in a background thread."""
-    app = create_app(Settings(model_dir=tmp_path, index_dir=tmp_path), ranker=as_ranker(ranker))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))  # we hold the port, so nothing can take it before uvicorn
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
@@ -66,6 +70,13 @@ def server_url(ranker: FakeRanker, tmp_path: Path) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+@pytest.fixture
+def server_url(ranker: FakeRanker, tmp_path: Path) -> Iterator[str]:
+    app = create_app(Settings(model_dir=tmp_path, index_dir=tmp_path), ranker=as_ranker(ranker))
+    with running(app) as url:
+        yield url
 
 
 @pytest.fixture
@@ -139,3 +150,65 @@ def test_embedded_widget_floats_on_another_site(page: object, server_url: str) -
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "widget-floating.png"))
+
+
+def test_a_vote_down_survives_a_restart_and_is_exported_for_training(
+    page: object, tmp_path: Path, feedback_database: str
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    question = "which package should I install for the network"
+    settings = Settings(model_dir=tmp_path, index_dir=tmp_path)
+    with running(create_app(settings, ranker=as_ranker(FakeRanker()))) as url:
+        page.goto(url)
+        page.fill(".cbw-input", question)
+        page.click(".cbw-send")
+        reply = page.locator(".cbw-bot").first
+        expect(reply.locator(".cbw-text")).to_have_text("sudo apt-get install the package you need")
+        # The fake's scores are raw overlaps (σ(3) = 0.95): a sure reply, not marked.
+        expect(reply).not_to_have_class("cbw-unsure")
+        reply.locator(".cbw-vote-down").click()
+        expect(reply.locator(".cbw-vote-status")).to_have_text("Thanks!")
+        expect(reply.locator(".cbw-vote-down")).to_have_attribute("aria-pressed", "true")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "widget-vote.png"), full_page=True)
+
+    # Restarted: a new process's app on the same database still has the vote.
+    with running(create_app(settings, ranker=as_ranker(FakeRanker()))) as url:
+        page.goto(url)
+        expect(page.locator(".cbw-input")).to_be_visible()
+
+    out = tmp_path / "votes.csv"
+    export = subprocess.run(
+        [sys.executable, "-m", "chatbot_cli", "feedback", "export", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CHATBOT_DATABASE_URL": feedback_database},
+    )
+    assert export.returncode == 0, export.stderr
+    with out.open(newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    assert rows == [
+        [f"{question} __eou__ __eot__", "sudo apt-get install the package you need __eou__", "0"]
+    ]
+
+
+def test_unsure_replies_are_marked_and_the_fallback_shown(page: object, tmp_path: Path) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    settings = Settings(
+        model_dir=tmp_path, index_dir=tmp_path, min_confidence=0.9, fallback="Tell me more?"
+    )
+    with running(create_app(settings, ranker=as_ranker(FakeRanker()))) as url:
+        page.goto(url)
+        page.fill(".cbw-input", "restart network")  # one word in common: σ(1) = 0.73 < 0.9
+        page.click(".cbw-send")
+        reply = page.locator(".cbw-bot").first
+        expect(reply.locator(".cbw-text")).to_have_text("Tell me more?")
+        expect(reply).to_have_class(re.compile("cbw-unsure"))
+        expect(reply.locator(".cbw-confidence")).to_contain_text("Not sure enough to answer")
+        reply.locator("summary").click()
+        expect(reply.locator(".cbw-alt").first).to_contain_text("try restarting the network")
+        page.screenshot(path=str(ARTIFACTS / "widget-unsure.png"), full_page=True)
