@@ -209,7 +209,7 @@ def fit_calibration(
             report["accuracy"],
             report["ece"],
         )
-    details = {"valid_sets": {k: str(v) for k, v in valid_sets.items()}}
+    details: dict[str, Any] = {"valid_sets": {k: str(v) for k, v in valid_sets.items()}}
     if index is not None:
         details["repository_size"] = len(index)
     summary = {name: {k: v for k, v in r.items() if k != "curve"} for name, r in fitted_on.items()}
