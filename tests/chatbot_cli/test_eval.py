@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from chatbot.calibration import UNCALIBRATED
 from chatbot.scoring import Scorer
 from chatbot_cli import eval as cli_eval
 from chatbot_cli import main
@@ -68,14 +69,17 @@ def test_model_is_loaded_lazily(
 
     loaded: list[Path] = []
     artifact = types.ModuleType("chatbot.artifact")
-    model = types.SimpleNamespace(scorer=lambda: Scorer(TopicEncoder()))
+    model = types.SimpleNamespace(scorer=lambda: Scorer(TopicEncoder()), calibration=UNCALIBRATED)
     artifact.load_artifact = lambda path: loaded.append(path) or model  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "chatbot.artifact", artifact)
     out = tmp_path / "eval.json"
     args = parse(["--model", "m1", "--data", str(eval_csv), "--json", str(out)])
     assert args.func(args) == 0
     assert loaded == [Path("m1")]
-    assert json.loads(out.read_text(encoding="utf-8"))["results"]["model"]["mrr"] == 1.0
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["results"]["model"]["mrr"] == 1.0
+    # No fitted curves: the confidence is σ(score), measured and said so.
+    assert report["calibration"]["1 in 10"]["fitted"] is False
 
 
 def test_nothing_to_evaluate(
