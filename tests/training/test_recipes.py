@@ -31,3 +31,8 @@ def test_chitchat_recipe_builds_evaluates_and_indexes(tmp_path: Path) -> None:
     assert {"model", "tfidf"} <= set(repository["systems"])
     assert (tmp_path / "eval_repository.png").stat().st_size > 1000
     assert report["echo"]["echo_cosine"] is not None
+    # The pipeline fits the confidence on validation rows and the evaluation measures it.
+    assert load_artifact(tmp_path / "model").calibration.fitted
+    assert set(report["calibration"]) == {"candidates", "repository"}
+    assert set(evaluation["calibration"]) == {"1 in 10", "repository"}
+    assert (tmp_path / "eval_coverage.png").stat().st_size > 1000
