@@ -82,11 +82,13 @@ class Calibration:
     fitted: bool = True
     details: dict[str, Any] = field(default_factory=dict)
 
+    def curve(self, setting: str) -> PlattCurve:
+        """The curve of a job; a job the model has no curve for uses the other job's."""
+        return self.curves.get(setting) or next(iter(self.curves.values()))
+
     def confidence(self, setting: str, scores: np.ndarray) -> float:
-        """The best reply's probability of being right, for a job of ``setting``; a job the
-        model has no curve for uses the other job's curve."""
-        curve = self.curves.get(setting) or next(iter(self.curves.values()))
-        return curve.confidence(scores)
+        """The best reply's probability of being right, for a job of ``setting``."""
+        return self.curve(setting).confidence(scores)
 
     def save(self, path: Path) -> None:
         data = {

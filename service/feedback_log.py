@@ -17,11 +17,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from chatbot.errors import StoreError
-from chatbot.store.database import create_database_engine, describe, first_line, upgrade
-from chatbot.store.records import Exchange, Feedback, FeedbackStore, Stored
+from chatbot.store.database import create_database_engine, describe, upgrade
+from chatbot.store.records import Exchange, Feedback, FeedbackStore, Stored, issued_at
 from service.metrics import Metrics
 from service.settings import Settings
 
@@ -32,7 +30,8 @@ T = TypeVar("T")
 FLUSH_EVERY_S = 0.2
 PRUNE_EVERY_S = 60.0
 MAX_PENDING = 10_000
-# A vote can reach another worker before the answering worker's writer stored the exchange.
+# A vote can reach another worker before the answering worker's writer stored the exchange:
+# it waits for an exchange until this long after the request was answered.
 FIND_WAIT_S = 1.5
 
 
@@ -75,10 +74,7 @@ class FeedbackLog:
 
     def _ensure(self) -> None:
         if not self._migrated:
-            try:
-                upgrade(self.store.engine)
-            except (SQLAlchemyError, OSError) as exc:
-                raise StoreError(f"database {self.where}: {first_line(exc)}") from exc
+            upgrade(self.store.engine)  # StoreError while the database is away
             self._migrated = True
 
     def _call(self, work: Callable[[], T]) -> T:
@@ -141,10 +137,12 @@ class FeedbackLog:
             found = self._pending.get(request_id)
         if found is not None:
             return found
-        deadline = time.monotonic() + FIND_WAIT_S
+        # Only a request answered moments ago may still be on its way from another worker:
+        # an old or made-up id gets its answer at once.
+        deadline = issued_at(request_id) + FIND_WAIT_S
         while True:
             stored = self._call(lambda: self.store.exchange(request_id))
-            if stored is not None or time.monotonic() > deadline:
+            if stored is not None or time.time() > deadline:
                 return stored
             time.sleep(0.1)
 

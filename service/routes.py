@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import FileResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from chatbot.store.records import Exchange
+from chatbot.store.records import Exchange, new_request_id
 from service.deps import MetricsDep, ServiceState, ServingDep, SettingsDep, StateDep
 from service.limits import retry_after_header
 from service.metrics import Metrics
@@ -101,7 +100,7 @@ def _decide(
     threshold = body.min_confidence if body.min_confidence is not None else settings.min_confidence
     abstained = not hits or confidence < threshold
     return RespondResponse(
-        request_id=uuid.uuid4().hex,
+        request_id=new_request_id(),
         reply=settings.fallback if abstained else hits[0].text,
         confidence=confidence,
         abstained=abstained,

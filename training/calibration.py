@@ -74,14 +74,24 @@ def repository_examples(
     from chatbot.search import make_backend
     from training.repository_eval import repository_texts
 
-    repo = repository_texts(index, normalizer)
     contexts = [row.context for row in rows]
     last_turns = [(split_turns(c) or [""])[-1] for c in contexts]
     served = scorer.rank(contexts, last_turns, index, make_backend("numpy", index.vectors), 2)
-    truth = scorer.pair_scores(contexts, [[row.response] for row in rows])[:, 0]
+    return served_examples(rows, served, scorer, repository_texts(index, normalizer))
+
+
+def served_examples(
+    rows: Sequence[EvalRow],
+    served: Sequence[Sequence[tuple[int, float]]],
+    scorer: Scorer,
+    repo: Sequence[str],
+) -> Examples:
+    """From a served ranking already made (each row's best ``(row id, score)``, best first):
+    its best two against each row's true reply, scored by ``scorer``."""
+    truth = scorer.pair_scores([row.context for row in rows], [[row.response] for row in rows])
     best, margin, right = [], [], []
-    for row, top, true_score in zip(rows, served, truth, strict=True):
-        scores = [score for _, score in top]  # the served best two
+    for row, top, true_score in zip(rows, served, truth[:, 0], strict=True):
+        scores = [score for _, score in top[:2]]  # the served best two
         if top and repo[top[0][0]] == row.response:  # the true text itself, served first
             ranked, wins = scores, True
         else:

@@ -133,6 +133,30 @@ def orphan_contexts(
     return voted_down
 
 
+@dataclass(frozen=True)
+class _HardNegatives:
+    """What hard-negative rows need, read from the files once per input pipeline (not once
+    per pass over the data)."""
+
+    table: dict[bytes, list[np.ndarray]]  # context key -> its label-0 responses' ids
+    orphans: set[bytes]  # contexts of down-votes with no true response in any file
+
+    @classmethod
+    def read(
+        cls, train_path: Path, vocab: Vocab, config: ModelConfig, options: InputOptions
+    ) -> _HardNegatives:
+        paths = [train_path, *options.extra]
+        # The main file's label-0 rows count only when hard negatives are asked for.
+        table = hard_negative_table(
+            paths if options.hard_negatives else list(options.extra), vocab, config
+        )
+        orphans = orphan_contexts(options.extra, paths)
+        log.info(
+            "hard negatives for %d contexts (%d with no true response)", len(table), len(orphans)
+        )
+        return cls(table, orphans)
+
+
 def _encoded_rows(
     train_path: Path,
     vocab: Vocab,
@@ -140,36 +164,25 @@ def _encoded_rows(
     options: InputOptions,
     shard: tuple[int, int],
     bad: BadRowCounter | None,
+    hard: _HardNegatives | None,
 ) -> Iterator[tuple[np.ndarray | np.float32, ...]]:
     n_shards, shard_id = shard
-    paths = [train_path, *options.extra]
-    negatives, orphans = None, set()
-    if options.uses_hard_negatives:
-        # The main file's label-0 rows count only when hard negatives are asked for.
-        negatives = hard_negative_table(
-            paths if options.hard_negatives else list(options.extra), vocab, config
-        )
-        orphans = orphan_contexts(options.extra, paths)
-        log.info(
-            "hard negatives for %d contexts (%d with no true response)",
-            len(negatives),
-            len(orphans),
-        )
     rng = np.random.default_rng(options.seed)
-    for i, row in enumerate(_rows(paths, bad)):
+    for i, row in enumerate(_rows([train_path, *options.extra], bad)):
         if i % n_shards != shard_id:
             continue
-        key = _context_key(row.context) if orphans else b""
-        if row.label != 1 and options.positives_only and key not in orphans:
+        key = _context_key(row.context) if hard is not None else b""
+        orphan = row.label != 1 and hard is not None and key in hard.orphans
+        if row.label != 1 and options.positives_only and not orphan:
             continue
         context = vocab.encode(row.context.split(), config.max_context_tokens, keep="last")
         response = vocab.encode(row.response.split(), config.max_response_tokens, keep="first")
         encoded = (_nonempty(context), _nonempty(response))
-        if negatives is None:
+        if hard is None:
             yield (*encoded, np.float32(row.label))
-        elif row.label != 1:  # an orphan: its own response is the negative, nothing is right
+        elif orphan:  # its own response is the negative, and nothing is right
             yield (encoded[0], np.ones(1, np.int32), encoded[1], np.float32(1), np.float32(0))
-        elif found := negatives.get(_context_key(row.context)):
+        elif found := hard.table.get(key):
             yield (*encoded, found[rng.integers(len(found))], np.float32(1), np.float32(1))
         else:  # a placeholder the loss masks out
             yield (*encoded, np.zeros(1, np.int32), np.float32(0), np.float32(1))
@@ -200,8 +213,9 @@ def train_dataset(
     ids, flag = tf.TensorSpec((None,), tf.int32), tf.TensorSpec((), tf.float32)
     hard = options.uses_hard_negatives
     signature = (ids, ids, ids, flag, flag) if hard else (ids, ids, flag)
+    negatives = _HardNegatives.read(train_path, vocab, config, options) if hard else None
     ds = tf.data.Dataset.from_generator(
-        lambda: _encoded_rows(train_path, vocab, config, options, shard, bad),
+        lambda: _encoded_rows(train_path, vocab, config, options, shard, bad, negatives),
         output_signature=signature,
     )
     ds = ds.repeat().shuffle(options.shuffle_buffer, seed=options.seed)

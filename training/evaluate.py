@@ -163,8 +163,7 @@ def run_evaluation(
     scores = model_scores(rows, scorer, batch_size, progress) if scorer is not None else None
     results = evaluate_scores(rows, scores, baselines, seed)
     report: dict[str, Any] = {"n": len(rows), "results": results}
-    if scorer is not None and scores is not None and calibration is not None:
-        report["calibration"] = _calibration(rows, scores, scorer, calibration, repository)
+    measured = calibration if scores is not None else None
     if repository is not None:
         from training.repository_eval import evaluate_repository
 
@@ -176,7 +175,18 @@ def run_evaluation(
             baselines=[b for b in baselines if b == "tfidf"],
             seed=seed,
             progress=progress,
+            calibration=measured,
         )
+    if scores is not None and measured is not None:
+        from training.calibration import calibration_report, candidate_examples
+
+        report["calibration"] = {
+            "1 in 10": calibration_report(
+                measured.curve("candidates"), candidate_examples(scores), measured.fitted
+            )
+        }
+        if repository is not None:  # measured on the served ranking the evaluation made
+            report["calibration"]["repository"] = report["repository"].pop("calibration")
     json_path = Path(json_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -202,29 +212,6 @@ def run_evaluation(
     if "calibration" in report:
         print(format_calibration(report["calibration"]))
     return report
-
-
-def _calibration(
-    rows: Sequence[EvalRow],
-    scores: np.ndarray,
-    scorer: Scorer,
-    calibration: Calibration,
-    repository: Repository | None,
-) -> dict[str, Any]:
-    from training.calibration import calibration_report, candidate_examples, repository_examples
-
-    reports = {
-        "1 in 10": calibration_report(
-            calibration.curves.get("candidates") or calibration.curves["repository"],
-            candidate_examples(scores),
-            calibration.fitted,
-        )
-    }
-    if repository is not None:
-        examples = repository_examples(rows, scorer, repository.index, repository.normalizer)
-        curve = calibration.curves.get("repository") or calibration.curves["candidates"]
-        reports["repository"] = calibration_report(curve, examples, calibration.fitted)
-    return reports
 
 
 def format_calibration(reports: dict[str, Any]) -> str:

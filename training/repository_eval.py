@@ -37,11 +37,13 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
+from chatbot.calibration import Calibration
 from chatbot.index import ResponseIndex
 from chatbot.lexical import TfidfModel, rowwise_dot
 from chatbot.scoring import Scorer, hybrid_score
 from chatbot.search import make_backend
 from chatbot.text import EOU, Normalizer, split_turns
+from training.calibration import calibration_report, served_examples
 from training.sources.udc_csv import EvalRow
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,7 @@ def evaluate_repository(
     baselines: Sequence[str] = ("tfidf",),
     seed: int = 0,
     progress: bool = True,
+    calibration: Calibration | None = None,
 ) -> dict:
     """Ranks each row's true response against the whole repository (see the module doc).
 
@@ -108,9 +111,12 @@ def evaluate_repository(
         baselines: ``tfidf`` or nothing.
         seed: seeds the 1-in-100 distractors.
         progress: show a progress bar.
+        calibration: the model's confidence curves, measured on the served ranking made here
+            (:func:`training.calibration.calibration_report`) under ``"calibration"``.
 
     Returns:
-        ``{"n", "repository_size", "true_in_repository", "true_responses", "systems"}``.
+        ``{"n", "repository_size", "true_in_repository", "true_responses", "systems"}``
+        (and ``"calibration"``).
     """
     unknown = set(baselines) - {"tfidf"}
     if unknown:
@@ -172,6 +178,10 @@ def evaluate_repository(
         for name, ids in top1.items():
             replies = [repo[i] if i >= 0 else "" for i in ids]
             report["systems"][name].update(reply_rates(replies))
+        if calibration is not None:
+            examples = served_examples(rows, served, scorer, repo)
+            curve = calibration.curve("repository")
+            report["calibration"] = calibration_report(curve, examples, calibration.fitted)
     if "tfidf" in baselines:
         tfidf = TfidfModel.fit([*repo, *contexts])
         repo_rows = tfidf.transform(repo)

@@ -77,14 +77,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def upgrade(engine: Engine) -> None:
-    """Applies every migration the database lacks; safe with several processes at once."""
+    """Applies every migration the database lacks; safe with several processes at once.
+
+    Raises:
+        StoreError: the database cannot be reached or migrated.
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with _migration_lock(engine), engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    try:
+        with _migration_lock(engine), engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                key = {"key": _MIGRATION_LOCK}
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), key)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(f"database {describe(engine)}: {first_line(exc)}") from exc
 
 
 @contextlib.contextmanager
@@ -117,9 +125,9 @@ def open_database(url: str, must_exist: bool = False) -> Engine:
         raise StoreError(f"no database at {database} (from {url})")
     try:
         upgrade(engine)
-    except (SQLAlchemyError, OSError) as exc:
+    except StoreError:
         engine.dispose()
-        raise StoreError(f"database {describe(engine)}: {first_line(exc)}") from exc
+        raise
     return engine
 
 

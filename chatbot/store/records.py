@@ -16,7 +16,9 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+import secrets
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
@@ -32,6 +34,26 @@ T = TypeVar("T")
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def new_request_id() -> str:
+    """32 hex digits: the time of issue in milliseconds (12), then 80 random bits, so that
+    a request id says how old it is (:func:`issued_at`).
+
+    Example:
+        >>> rid = new_request_id()
+        >>> len(rid), abs(issued_at(rid) - time.time()) < 5
+        (32, True)
+    """
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
+
+
+def issued_at(request_id: str) -> float:
+    """When :func:`new_request_id` made this id (seconds since the epoch; 0 if not one)."""
+    try:
+        return int(request_id[:12], 16) / 1000
+    except ValueError:
+        return 0.0
 
 
 @dataclass(frozen=True)
@@ -188,7 +210,7 @@ class FeedbackStore:
                 raise
             return Stored(found, duplicate=True)
 
-    def voted(self, since: dt.datetime | None = None) -> Iterator[VotedFeedback]:
+    def voted(self, since: dt.datetime | None = None) -> list[VotedFeedback]:
         """Every feedback with its exchange, oldest first."""
 
         def work(connection: Any) -> list[VotedFeedback]:
@@ -212,7 +234,7 @@ class FeedbackStore:
                 out.append(VotedFeedback(vote, exchange))
             return out
 
-        yield from self._run(work)
+        return self._run(work)
 
     def counts(self) -> dict[str, int]:
         def work(connection: Any) -> dict[str, int]:
