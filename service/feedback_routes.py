@@ -37,9 +37,10 @@ async def post_feedback(
                 f"request_id {body.request_id}: no such answer (it may be older than the "
                 "database, or from another service)",
             )
-        shown = [reply["text"] for reply in exchange.replies]
+        # What the user saw: the ranked replies, and the reply (the fallback, if it abstained).
+        shown = {reply["text"] for reply in exchange.replies} | {exchange.reply}
         voted = body.response if body.response is not None else exchange.reply
-        if voted not in shown and not (body.response is None and exchange.abstained):
+        if voted not in shown:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
                 "response: not one of the replies shown for this request_id",
