@@ -32,6 +32,7 @@ import numpy as np
 from chatbot.calibration import Calibration, PlattCurve
 from chatbot.scoring import Scorer
 from chatbot.text import split_turns
+from training.errors import DataError
 from training.sources.udc_csv import EvalRow, read_eval_rows
 
 log = logging.getLogger(__name__)
@@ -198,8 +199,8 @@ def fit_calibration(
     from training.evaluate import model_scores
 
     rows = [row for path in valid_sets.values() if path.is_file() for row in read_eval_rows(path)]
-    if not rows:
-        raise ValueError(f"no validation rows in {', '.join(map(str, valid_sets.values()))}")
+    if not rows:  # a DataError is a ValueError too, and the command line reports it
+        raise DataError(", ".join(map(str, valid_sets.values())), None, "no validation rows")
     examples = {"candidates": candidate_examples(model_scores(rows, scorer, progress=False))}
     if index is not None:
         rng = np.random.default_rng(0)

@@ -76,6 +76,23 @@ CASES: dict[str, tuple[str, str]] = {
         "nowhere: no shared data folder",
     ),
     "demo: output folder is a file": ("demo --build-only --out {data}", "test.csv"),
+    "train: missing feedback file": (
+        "train --preset tiny --train {data} --extra-train {tmp}/votes.csv --out {tmp}/m",
+        "votes.csv: No such file or directory (--extra-train)",
+    ),
+    "calibrate: missing validation file": (
+        "calibrate --model {model} --data {tmp}/valid.csv",
+        "no such validation file",
+    ),
+    "calibrate: damaged config.json": (
+        "calibrate --model {damaged} --data {data}",
+        "config.json is damaged",
+    ),
+    "feedback export: no database": (
+        "feedback export --database sqlite:///{tmp}/none.sqlite3 --out {tmp}/v.csv",
+        "no database at",
+    ),
+    "feedback report: not a URL": ("feedback report --database nonsense", "is not a URL"),
     "data build: missing input": (
         "data build --source kaggle --input {tmp}/no.csv --out {tmp}/d",
         "input not found",
