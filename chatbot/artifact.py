@@ -230,7 +230,7 @@ def load_artifact(path: str | Path) -> Artifact:
         raise ArtifactError(
             f"{path}: vocab.txt has {len(vocab)} words, manifest says {manifest.get('vocab_size')}"
         )
-    model = build_dual_encoder(config, vocab_size=len(vocab))
+    model = build_dual_encoder(config, len(vocab), vocab.turn_marker_id)
     try:
         model.load_weights(path / WEIGHTS)
     except (ValueError, OSError) as exc:

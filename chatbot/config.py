@@ -51,6 +51,11 @@ class ModelConfig:
         lexical_weight: weight of the TF-IDF cosine added to the neural score (the hybrid
             score, see ``chatbot.lexical``); 0 is the plain dual encoder. Above 0 the artifact
             must hold the fitted TF-IDF model.
+        hierarchical: encode a context turn by turn (the utterance encoder on each of its last
+            ``max_turns`` turns, then an LSTM over the turn vectors) instead of as one token
+            stream; the turns are cut at ``__eot__`` markers.
+        max_turns: turns a hierarchical context keeps (the latest ones).
+        max_turn_tokens: tokens a hierarchical context keeps of each turn (the first ones).
         echo_cosine: a hybrid model never answers with a repository response whose TF-IDF
             cosine with the user's last turn is this high (a restatement, not an answer);
             above 1 turns the rule off. Chosen on validation rows against the repository
@@ -74,6 +79,9 @@ class ModelConfig:
     symmetric_loss: bool = False
     normalization: str = "udc"
     lexical_weight: float = 0.0
+    hierarchical: bool = False
+    max_turns: int = 8
+    max_turn_tokens: int = 32
     echo_cosine: float = ECHO_COSINE
 
     def __post_init__(self) -> None:
@@ -88,6 +96,8 @@ class ModelConfig:
             "loss": self.loss in LOSSES,
             "normalization": self.normalization in MODES,
             "lexical_weight": self.lexical_weight >= 0.0,
+            "max_turns": self.max_turns >= 1,
+            "max_turn_tokens": self.max_turn_tokens >= 1,
             "echo_cosine": self.echo_cosine > 0.0,
         }
         bad = [name for name, ok in checks.items() if not ok]

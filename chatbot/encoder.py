@@ -101,6 +101,8 @@ class TextEncoder:
             and shapes == [tuple(w.shape) for w in model.weights]
             and config.max_context_tokens == self.config.max_context_tokens
             and config.max_response_tokens == self.config.max_response_tokens
+            # Compiled into the context function as constants, not weights:
+            and model.get_config() == self.model.get_config()
         )
 
     def recycled_for(self, model: DualEncoder, vocab: Vocab, config: ModelConfig) -> TextEncoder:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from chatbot.text import EOT
+
 PAD = "<pad>"
 UNK = "<unk>"
 
@@ -28,6 +30,16 @@ class Vocab:
         self._ids = {w: i for i, w in enumerate(self.words)}
         if len(self._ids) != len(self.words):
             raise ValueError("vocabulary has duplicate words")
+
+    @property
+    def turn_marker_id(self) -> int:
+        """The id of ``__eot__``, which ends a context's turn; 0 when it is not a word here.
+
+        Example:
+            >>> Vocab([PAD, UNK, "hi", EOT]).turn_marker_id
+            3
+        """
+        return self._ids.get(EOT, 0)
 
     def __len__(self) -> int:
         return len(self.words)

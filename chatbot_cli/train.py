@@ -30,6 +30,9 @@ _MODEL_FLAGS: dict[str, dict[str, Any]] = {
     "loss": {"choices": LOSSES},
     "symmetric_loss": {"action": argparse.BooleanOptionalAction},
     "normalization": {"choices": MODES},
+    "hierarchical": {"action": argparse.BooleanOptionalAction},
+    "max_turns": {"type": int},
+    "max_turn_tokens": {"type": int},
 }
 _TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "batch_size": {"type": int},
@@ -41,6 +44,7 @@ _TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "patience": {"type": int},
     "bucketing": {"action": argparse.BooleanOptionalAction},
     "hard_negatives": {"action": argparse.BooleanOptionalAction},
+    "negative_queue": {"type": int},
     "seed": {"type": int},
 }
 
@@ -92,10 +96,13 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfi
     model_config, train_config = PRESETS[args.preset]
     model_over = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k) is not None}
     train_over = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
-    return (
-        dataclasses.replace(model_config, **model_over),
-        dataclasses.replace(train_config, **train_over),
-    )
+    try:
+        return (
+            dataclasses.replace(model_config, **model_over),
+            dataclasses.replace(train_config, **train_over),
+        )
+    except ValueError as exc:  # a setting out of range: the configs say which
+        raise UsageError(str(exc)) from exc
 
 
 def run(args: argparse.Namespace) -> int:

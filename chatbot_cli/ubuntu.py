@@ -33,6 +33,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the data build and training")
     p.add_argument("--max-steps", type=int, help="override the preset's training steps")
     p.add_argument(
+        "--hierarchical",
+        action=argparse.BooleanOptionalAction,
+        help="encode contexts turn by turn, then the turns (default: the preset's choice)",
+    )
+    p.add_argument(
+        "--negative-queue",
+        type=int,
+        metavar="N",
+        help="also train against the responses of the last N rows (default: the preset's)",
+    )
+    p.add_argument(
         "--no-word-vectors", action="store_true", help="random embeddings instead of word2vec"
     )
     p.add_argument(
@@ -53,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         out=args.out,
         seed=args.seed,
         max_steps=args.max_steps,
+        hierarchical=args.hierarchical,
+        negative_queue=args.negative_queue,
         word_vectors=not args.no_word_vectors,
         lexical=not args.no_lexical,
         reuse={"data"} if args.reuse_data else set(),

@@ -35,7 +35,8 @@ def tiny_model(config: ModelConfig | None = None, seed: int = 0) -> DualEncoder:
     import keras
 
     keras.utils.set_random_seed(seed)
-    return build_dual_encoder(config or tiny_config(), vocab_size=len(tiny_vocab()))
+    vocab = tiny_vocab()
+    return build_dual_encoder(config or tiny_config(), len(vocab), vocab.turn_marker_id)
 
 
 def tiny_artifact(path: Path, config: ModelConfig | None = None, seed: int = 0) -> Path:

@@ -33,7 +33,9 @@ from typing import Any
 import numpy as np
 
 from chatbot.config import ModelConfig
+from chatbot.errors import UsageError
 from chatbot.vocab import Vocab
+from training.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,8 @@ class PipelineOptions:
         out: the output folder.
         seed: seeds the data build, word vectors and training.
         max_steps: overrides the preset's training steps.
+        hierarchical: overrides the preset's context encoding (turn by turn, or flat).
+        negative_queue: overrides the preset's cross-batch negatives (0: off).
         word_vectors: ``False`` turns the recipe's word2vec start off.
         lexical: tune and save the TF-IDF hybrid score (kept only if its weight is above 0).
         reuse: steps (of :data:`STEPS`) whose output is kept when it exists already and no
@@ -92,6 +96,8 @@ class PipelineOptions:
     out: Path
     seed: int = 0
     max_steps: int | None = None
+    hierarchical: bool | None = None
+    negative_queue: int | None = None
     word_vectors: bool = True
     lexical: bool = True
     reuse: Collection[str] = field(default_factory=frozenset)
@@ -227,6 +233,24 @@ def evaluate_model(paths: Paths, test_sets: list[TestSet]) -> dict[str, Any]:
     return results
 
 
+def _configs(preset: str, options: PipelineOptions) -> tuple[ModelConfig, TrainConfig]:
+    """The preset's model and training settings with the options' overrides applied."""
+    from training.presets import PRESETS
+
+    model_config, train_config = PRESETS[preset]
+    try:
+        if options.max_steps is not None:
+            train_config = dataclasses.replace(train_config, max_steps=options.max_steps)
+        train_config = dataclasses.replace(train_config, seed=options.seed)
+        if options.negative_queue is not None:
+            train_config = dataclasses.replace(train_config, negative_queue=options.negative_queue)
+        if options.hierarchical is not None:
+            model_config = dataclasses.replace(model_config, hierarchical=options.hierarchical)
+    except ValueError as exc:  # an override out of range: the configs say which
+        raise UsageError(str(exc)) from exc
+    return model_config, train_config
+
+
 def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
     """Runs every step of ``recipe`` (keeping the outputs ``options.reuse`` allows).
 
@@ -235,14 +259,10 @@ def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
     """
     from chatbot.index import MANIFEST
     from training.indexing import build_index
-    from training.presets import PRESETS
 
     start = time.monotonic()
     paths = Paths(options.out)
-    model_config, train_config = PRESETS[recipe.preset]
-    if options.max_steps is not None:
-        train_config = dataclasses.replace(train_config, max_steps=options.max_steps)
-    train_config = dataclasses.replace(train_config, seed=options.seed)
+    model_config, train_config = _configs(recipe.preset, options)
     report: dict[str, Any] = {"recipe": recipe.name, "steps": {}}
     timings: dict[str, float] = {}
 

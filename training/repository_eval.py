@@ -199,6 +199,47 @@ def evaluate_repository(
     return report
 
 
+def weight_table(
+    rows: Sequence[EvalRow],
+    scorer: Scorer,
+    index: ResponseIndex,
+    normalizer: Normalizer,
+    weights: Sequence[float],
+    progress: bool = True,
+) -> list[dict[str, float]]:
+    """Repository MRR, recall@k and median rank of the true response for each lexical weight
+    of a hybrid score (the model's neural part plus ``weight`` × its TF-IDF cosine), from
+    one pass of the model: what tuning the weight for the service's real job needs."""
+    if not rows:
+        raise ValueError("no evaluation rows")
+    repo = repository_texts(index, normalizer)
+    contexts = [row.context for row in rows]
+    truths = [row.response for row in rows]
+    last_turns = [(split_turns(c) or [""])[-1] for c in contexts]
+    duplicates = _duplicates(repo, truths)
+    distractors = _random_distractors(len(repo), duplicates, 0)
+    systems = [_System("model", True, scorer.lexical_weight)]
+    systems += [_System(f"w={w:g}", True, float(w)) for w in weights]
+    exact_top = np.full((len(rows), 1), -1, dtype=np.int64)
+    scored = _score_model(
+        scorer,
+        index,
+        contexts,
+        last_turns,
+        truths,
+        systems,
+        duplicates,
+        distractors,
+        exact_top,
+        progress,
+    )
+    table = []
+    for system in systems[1:]:
+        ranks, _, wins = scored[system.name]
+        table.append({"weight": system.lexical_weight, **_metrics(ranks, wins)})
+    return table
+
+
 def _duplicates(repo: Sequence[str], truths: Sequence[str]) -> list[np.ndarray]:
     """For each true response, the repository rows holding the same text."""
     where: dict[str, list[int]] = {}

@@ -39,7 +39,9 @@ from chatbot.model import DualEncoder, build_dual_encoder
 from chatbot.scoring import Scorer
 from chatbot.vocab import Vocab
 from training.dataset import InputOptions, build_vocab, train_dataset
+from training.errors import DataError
 from training.evaluate import evaluate
+from training.response_queue import ResponseQueue, fingerprints
 from training.sources.udc_csv import EvalRow, read_eval_rows
 from training.train_config import TrainConfig
 
@@ -99,14 +101,20 @@ def _write_dir(workdir: Path) -> Path:
 
 
 def _losses(
-    model: DualEncoder, config: ModelConfig, inputs: tuple[tf.Tensor, ...], labels: tf.Tensor
+    model: DualEncoder,
+    config: ModelConfig,
+    inputs: tuple[tf.Tensor, ...],
+    labels: tf.Tensor,
+    queue: ResponseQueue | None = None,
 ) -> tf.Tensor:
     """Per-example loss for one replica's batch.
 
     ``inputs`` is ``(contexts, responses)``, or with hard negatives ``(contexts, responses,
     negatives, has_negative)``: each context's hard negative then joins the in-batch
     negatives of the softmax (as a wrong answer for every context of the batch). There a row
-    labelled 0 has no true response: it only pushes its negative's score down.
+    labelled 0 has no true response: it only pushes its negative's score down. With a
+    ``queue`` the responses of recent batches are wrong answers too, and this batch's
+    responses are pushed onto it (after they are scored against it).
     """
     context_ids, response_ids = inputs[0], inputs[1]
     c = model.encode_contexts(context_ids, training=True)  # (B, d)
@@ -117,21 +125,28 @@ def _losses(
     # In-batch negatives: every other response in the batch is a wrong answer.
     logits = model.pairwise_logits(c, r)  # (B, B), the true response on the diagonal
     targets = tf.range(tf.shape(logits)[0])
-    if len(inputs) == 2:
-        return _softmax_loss(logits, targets, config.symmetric_loss)
     # A row of label 0 has no true response (a down-voted reply alone, training.dataset):
     # its placeholder column counts for no row, and its loss scores its negative low.
-    has_true = tf.cast(labels, logits.dtype)  # (B,)
-    no_true = (1.0 - has_true)[None, :]  # (1, B)
-    logits = logits - 1e9 * no_true
-    h = model.encode_responses(inputs[2], training=True)  # (B, d)
-    hard = model.pairwise_logits(c, h)  # (B, B)
-    # A row without a negative holds a placeholder: its column must never count.
-    missing = tf.cast(1.0 - inputs[3], hard.dtype)[None, :]  # (1, B)
-    everything = tf.concat([logits, hard - 1e9 * missing], axis=1)  # (B, 2B)
-    loss = _softmax_loss(everything, targets, False)
+    has_true = (
+        tf.cast(labels, logits.dtype) if len(inputs) > 2 else tf.ones_like(targets, logits.dtype)
+    )
+    logits = logits - 1e9 * (1.0 - has_true)[None, :]
+    columns = [logits]
+    if len(inputs) > 2:
+        h = model.encode_responses(inputs[2], training=True)  # (B, d)
+        hard = model.pairwise_logits(c, h)  # (B, B)
+        # A row without a negative holds a placeholder: its column must never count.
+        missing = tf.cast(1.0 - inputs[3], hard.dtype)[None, :]  # (1, B)
+        columns.append(hard - 1e9 * missing)
+    if queue is not None:
+        prints = fingerprints(response_ids)
+        columns.append(queue.logits(c, model.b, prints))
+        queue.push(r, has_true, prints)
+    loss = _softmax_loss(tf.concat(columns, axis=1), targets, False)
     if config.symmetric_loss:  # each true response picks its context among the batch's
         loss = 0.5 * (loss + _softmax_loss(tf.transpose(logits), targets, False))
+    if len(inputs) == 2:
+        return loss
     pushed_down = tf.nn.softplus(tf.linalg.diag_part(hard))  # -log σ(-s(c, negative))
     return has_true * loss + (1.0 - has_true) * pushed_down
 
@@ -232,6 +247,8 @@ def train(
     config, tc, vocab = _prepare_workdir(
         workdir, train_path, model_config, train_config, resume, vocab
     )
+    if config.hierarchical and not vocab.turn_marker_id:
+        raise DataError(train_path, None, "a hierarchical model needs __eot__ turn markers")
     keras.utils.set_random_seed(tc.seed)
     write_dir = _write_dir(workdir)
     if embeddings is None and embeddings_file is not None and not resume:
@@ -240,7 +257,7 @@ def train(
         embeddings, _ = load_word_vectors(embeddings_file, vocab, config.embedding_dim, tc.seed)
 
     with strategy.scope():
-        model = build_dual_encoder(config, vocab_size=len(vocab))
+        model = build_dual_encoder(config, len(vocab), vocab.turn_marker_id)
         if embeddings is not None:
             model.set_embeddings(embeddings)
         optimizer = keras.optimizers.Adam(tc.learning_rate, global_clipnorm=tc.clip_norm)
@@ -249,6 +266,11 @@ def train(
         best = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
         best_step = tf.Variable(0, dtype=tf.int64, trainable=False)
         bad_evals = tf.Variable(0, dtype=tf.int64, trainable=False)
+        queue = (
+            ResponseQueue(tc.negative_queue, model.encoding_dim)
+            if tc.negative_queue and config.loss == "softmax"
+            else None
+        )
     checkpoint = tf.train.Checkpoint(
         model=model,
         optimizer=optimizer,
@@ -283,7 +305,8 @@ def train(
     def train_step(iterator: Any) -> tf.Tensor:
         def step_fn(inputs: tuple[tf.Tensor, ...], labels: tf.Tensor) -> tf.Tensor:
             with tf.GradientTape() as tape:
-                loss = tf.nn.compute_average_loss(_losses(model, config, inputs, labels))
+                losses = _losses(model, config, inputs, labels, queue)
+                loss = tf.nn.compute_average_loss(losses)
             grads = tape.gradient(loss, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
             return loss

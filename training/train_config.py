@@ -23,6 +23,9 @@ class TrainConfig:
         bucketing: length-bucketed batches.
         hard_negatives: with the softmax loss, add each context's label-0 responses of the
             training file (written by the data build) as hard negatives.
+        negative_queue: with the softmax loss, also score each context against the
+            responses of the last ``negative_queue`` training rows (0: off); see
+            :mod:`training.response_queue`.
         seed: initialisation and shuffling seed.
         log_every: steps between log lines and TensorBoard points.
     """
@@ -38,5 +41,17 @@ class TrainConfig:
     shuffle_buffer: int = 10_000
     bucketing: bool = True
     hard_negatives: bool = False
+    negative_queue: int = 0
     seed: int = 0
     log_every: int = 20
+
+    def __post_init__(self) -> None:
+        positive = ("batch_size", "max_steps", "eval_every", "checkpoint_every", "log_every")
+        bad = {name: getattr(self, name) for name in positive if getattr(self, name) < 1}
+        if self.learning_rate <= 0:
+            bad["learning_rate"] = self.learning_rate
+        for name in ("eval_rows", "patience", "shuffle_buffer", "negative_queue"):
+            if getattr(self, name) < 0:
+                bad[name] = getattr(self, name)
+        if bad:
+            raise ValueError(f"invalid TrainConfig values: {bad}")

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from chatbot.artifact import ArtifactError, load_artifact
-from tests.helpers import random_ids, tiny_artifact, tiny_model
+from tests.helpers import random_ids, tiny_artifact, tiny_config, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +20,19 @@ def test_round_trip_gives_the_same_vectors(artifact_dir):
     np.testing.assert_allclose(artifact.model.encode_contexts(ids).numpy(), expected, atol=1e-6)
     assert artifact.version.startswith("tiny-")
     assert artifact.manifest["versions"]["tensorflow"] == tf.__version__
+
+
+def test_a_hierarchical_model_round_trips(tmp_path):
+    config = tiny_config(hierarchical=True, max_turns=3, max_turn_tokens=4)
+    artifact = load_artifact(tiny_artifact(tmp_path / "model", config, seed=2))
+    assert artifact.config.hierarchical and artifact.model.hierarchical
+    ids = random_ids(3, 9)
+    ids[:, 3] = artifact.vocab.turn_marker_id
+    expected = tiny_model(config, seed=2).encode_contexts(ids).numpy()
+    np.testing.assert_allclose(artifact.model.encode_contexts(ids).numpy(), expected, atol=1e-6)
+    loaded = tf.saved_model.load(str(tmp_path / "model" / "saved_model"))
+    out = loaded.signatures["encode_contexts"](token_ids=tf.constant(ids))["vectors"]
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-5)
 
 
 def test_saved_model_signatures_match_keras(artifact_dir):

@@ -31,9 +31,18 @@ def test_a_recycled_encoder_computes_what_a_fresh_one_does(tmp_path):
     )
 
 
-def test_another_network_does_not_fit(tmp_path):
-    old = load_artifact(tiny_artifact(tmp_path / "a"))
-    other = load_artifact(tiny_artifact(tmp_path / "b", tiny_config(hidden_size=6)))
+@pytest.mark.parametrize(
+    "mine,theirs",
+    [
+        ({}, {"hidden_size": 6}),
+        ({}, {"hierarchical": True}),
+        # The same weights, read differently: the turn counts are compiled in, not weights.
+        ({"hierarchical": True}, {"hierarchical": True, "max_turns": 3}),
+    ],
+)
+def test_another_network_does_not_fit(tmp_path, mine, theirs):
+    old = load_artifact(tiny_artifact(tmp_path / "a", tiny_config(**mine)))
+    other = load_artifact(tiny_artifact(tmp_path / "b", tiny_config(**theirs)))
     spare = old.encoder()
     assert not spare.fits(other.model, other.config)
     with pytest.raises(ValueError, match="differ"):

@@ -71,6 +71,18 @@ CASES: dict[str, tuple[str, str]] = {
         "train --preset tiny --train {data} --out {tmp}/m",
         "test.csv",
     ),
+    "train: a setting out of range": (
+        "train --preset tiny --train {data} --out {tmp}/m --hidden-size 0",
+        "invalid ModelConfig values: {'hidden_size': 0}",
+    ),
+    "train: a negative response queue": (
+        "train --preset tiny --train {data} --out {tmp}/m --negative-queue -1",
+        "invalid TrainConfig values: {'negative_queue': -1}",
+    ),
+    "ubuntu-model: a setting out of range": (
+        "ubuntu-model --shared-data {tmp} --out {tmp}/u --max-steps 0",
+        "invalid TrainConfig values: {'max_steps': 0}",
+    ),
     "ubuntu-model: no shared data": (
         "ubuntu-model --shared-data {tmp}/nowhere --out {tmp}/u",
         "nowhere: no shared data folder",

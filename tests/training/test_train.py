@@ -32,8 +32,14 @@ def tiny(**train_overrides):
     return model_config, dataclasses.replace(train_config, **train_overrides)
 
 
-def test_training_learns_and_writes_an_artifact(data, tmp_path):
-    model_config, train_config = tiny(max_steps=300, eval_every=100)
+@pytest.mark.parametrize(
+    "model_overrides,train_overrides",
+    [({}, {}), ({"hierarchical": True}, {})],
+    ids=["flat", "hierarchical"],
+)
+def test_training_learns_and_writes_an_artifact(data, tmp_path, model_overrides, train_overrides):
+    model_config, train_config = tiny(max_steps=300, eval_every=100, **train_overrides)
+    model_config = dataclasses.replace(model_config, **model_overrides)
     result = train(
         data / "train.csv", data / "valid.csv", tmp_path / "model", model_config, train_config
     )
@@ -41,6 +47,7 @@ def test_training_learns_and_writes_an_artifact(data, tmp_path):
     assert result.best_recall_at_1 >= 0.25
     artifact = load_artifact(tmp_path / "model")
     assert artifact.manifest["training"]["best_step"] == result.best_step
+    assert artifact.config == model_config
     assert (tmp_path / "model.work" / "curve.png").stat().st_size > 1000
     assert (tmp_path / "model.work" / "tensorboard").is_dir()
 
@@ -151,6 +158,76 @@ def test_hard_negatives_join_the_softmax_and_placeholders_do_not_count():
     np.testing.assert_allclose(with_none.numpy(), plain.numpy(), rtol=1e-5)
     # Four more wrong answers in every row's softmax: each row's loss grows.
     assert (with_all.numpy() > plain.numpy()).all()
+
+
+def test_queued_responses_are_wrong_answers_until_they_are_placeholders():
+    import tensorflow as tf
+
+    from chatbot.model import build_dual_encoder
+    from training.response_queue import ResponseQueue, fingerprints
+    from training.train import _losses
+
+    model_config, _ = PRESETS["tiny"]
+    model = build_dual_encoder(model_config, vocab_size=50)
+    ids = tf.constant(np.random.default_rng(1).integers(2, 50, size=(4, 6)), tf.int32)
+    responses = tf.reverse(ids, axis=[1])
+    labels = tf.ones(4)
+    plain = _losses(model, model_config, (ids, responses), labels)
+    queue = ResponseQueue(size=6, dim=model.encoding_dim)
+    empty = _losses(model, model_config, (ids, responses), labels, queue)
+    np.testing.assert_allclose(empty.numpy(), plain.numpy(), rtol=1e-5)  # nothing queued yet
+    # The call queued this batch's four responses (in slots 0..3), as real replies.
+    np.testing.assert_allclose(
+        queue.vectors.numpy()[:4], model.encode_responses(responses).numpy(), atol=1e-6
+    )
+    assert queue.valid.numpy().tolist() == [1, 1, 1, 1, 0, 0]
+    # Scored again, the queued copy of each row's own reply is not a wrong answer for it:
+    # the other three are.
+    again = _losses(model, model_config, (ids, responses), labels, queue).numpy()
+    assert (again > plain.numpy()).all()
+    # The same vectors under other fingerprints: now each row's own reply counts against it.
+    unmasked = ResponseQueue(size=6, dim=model.encoding_dim)
+    unmasked.push(queue.vectors[:4], tf.ones(4), fingerprints(responses) + 1)
+    assert (_losses(model, model_config, (ids, responses), labels, unmasked).numpy() > again).all()
+    # Rows without a true reply queue placeholders, which never count.
+    orphans = (ids, responses, ids, tf.zeros(4))
+    fresh = ResponseQueue(size=6, dim=model.encoding_dim)
+    _losses(model, model_config, orphans, tf.zeros(4), fresh)
+    assert fresh.valid.numpy().sum() == 0
+    np.testing.assert_allclose(
+        _losses(model, model_config, orphans, tf.zeros(4), fresh).numpy(),
+        _losses(model, model_config, orphans, tf.zeros(4)).numpy(),
+        rtol=1e-5,
+    )
+
+
+def test_training_with_a_response_queue(data, tmp_path):
+    # The generated data's replies are told apart by topic alone, and 40 topics mean every
+    # queued batch holds replies as good as a row's own: the queue cannot help there (it
+    # stalls learning), so this checks that a run with it goes through, not that it learns.
+    model_config, train_config = tiny(max_steps=30, eval_every=30, negative_queue=96)
+    result = train(
+        data / "train.csv", data / "valid.csv", tmp_path / "model", model_config, train_config
+    )
+    assert result.steps == 30
+    assert all(np.isfinite(p["loss"]) for p in result.history if "loss" in p)
+    saved = load_artifact(tmp_path / "model").manifest["training"]["config"]
+    assert saved["negative_queue"] == 96
+
+
+def test_a_response_queue_keeps_the_latest_rows_of_a_batch_larger_than_itself():
+    import tensorflow as tf
+
+    from training.response_queue import ResponseQueue
+
+    queue = ResponseQueue(size=3, dim=1)
+    queue.push(
+        tf.constant([[1.0], [2.0], [3.0], [4.0], [5.0]]), tf.ones(5), tf.range(5, dtype="int64")
+    )
+    assert sorted(queue.vectors.numpy()[:, 0].tolist()) == [3.0, 4.0, 5.0]
+    assert sorted(queue.fingerprints.numpy().tolist()) == [2, 3, 4]
+    queue.push(tf.constant([[6.0]]), tf.ones(1), tf.constant([9], "int64"))  # over the oldest
+    assert sorted(queue.vectors.numpy()[:, 0].tolist()) == [4.0, 5.0, 6.0]
 
 
 def test_training_with_hard_negatives_from_the_training_file(tmp_path):
