@@ -148,10 +148,14 @@ class DualEncoder(keras.Model):
     def _encode_turns(self, ids: tf.Tensor, training: bool) -> tf.Tensor:
         turns = split_turns(ids, self.turn_marker_id, self.max_turns, self.max_turn_tokens)
         rows = tf.shape(turns)[0]
+        present = tf.reduce_any(tf.not_equal(turns, 0), axis=2)  # (batch, max_turns)
+        # An unused slot reads one <unk> rather than nothing (the cuDNN kernel rejects
+        # empty sequences); the dialogue LSTM skips its vector anyway.
+        first = tf.where(present, turns[:, :, 0], 1)
+        turns = tf.concat([first[:, :, None], turns[:, :, 1:]], axis=2)
         flat = tf.reshape(turns, (-1, self.max_turn_tokens))
         turn_vectors = self._encode(flat, self.response_rnn, training)
         turn_vectors = tf.reshape(turn_vectors, (rows, self.max_turns, self.encoding_dim))
-        present = tf.reduce_any(tf.not_equal(turns, 0), axis=2)
         assert self.dialogue_rnn is not None
         return self.dialogue_rnn(turn_vectors, mask=present, training=training)
 
