@@ -25,7 +25,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import keras
 import tensorflow as tf
@@ -214,6 +214,22 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
+T = TypeVar("T")
+
+
+def _load_listed(
+    path: Path, manifest: dict[str, Any], name: str, load: Callable[[Path], T]
+) -> T | None:
+    """``load(path / name)`` when the manifest lists that optional file, else ``None``; a file
+    that does not parse is an :class:`ArtifactError` naming it."""
+    if name not in manifest["files"]:
+        return None
+    try:
+        return load(path / name)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"{path / name}: {exc}") from exc
+
+
 def load_artifact(path: str | Path) -> Artifact:
     """Loads and checks the artifact at ``path``; :class:`ArtifactError` says what is wrong."""
     path = Path(path)
@@ -237,23 +253,13 @@ def load_artifact(path: str | Path) -> Artifact:
         raise ArtifactError(
             f"{path / WEIGHTS}: does not fit config.json and vocab.txt ({exc})"
         ) from exc
-    lexical = None
-    if LEXICAL in manifest["files"]:
-        try:
-            lexical = TfidfModel.load(path / LEXICAL)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ArtifactError(f"{path / LEXICAL}: {exc}") from exc
-    elif config.lexical_weight > 0:
+    lexical = _load_listed(path, manifest, LEXICAL, TfidfModel.load)
+    if lexical is None and config.lexical_weight > 0:
         raise ArtifactError(
             f"{path}: config.json has lexical_weight {config.lexical_weight} "
             f"but the manifest does not list {LEXICAL}"
         )
-    calibration = UNCALIBRATED
-    if CALIBRATION in manifest["files"]:
-        try:
-            calibration = Calibration.load(path / CALIBRATION)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ArtifactError(f"{path / CALIBRATION}: {exc}") from exc
+    calibration = _load_listed(path, manifest, CALIBRATION, Calibration.load)
     return Artifact(
         path=path,
         config=config,
@@ -261,7 +267,7 @@ def load_artifact(path: str | Path) -> Artifact:
         model=model,
         manifest=manifest,
         lexical=lexical,
-        calibration=calibration,
+        calibration=UNCALIBRATED if calibration is None else calibration,
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from chatbot.errors import ConfigError
 from chatbot.text import MODES
 
 Loss = Literal["binary", "softmax"]
@@ -25,7 +26,7 @@ def from_dict(cls: type[T], data: dict[str, Any], source: str = "config") -> T:
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"{source}: unknown {cls.__name__} keys {unknown}; expected {sorted(names)}"
         )
     return cls(**data)
@@ -103,7 +104,7 @@ class ModelConfig:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             values = {name: getattr(self, name) for name in bad}
-            raise ValueError(f"invalid ModelConfig values: {values}")
+            raise ConfigError(f"invalid ModelConfig values: {values}")
 
     @property
     def encoding_dim(self) -> int:

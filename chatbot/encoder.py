@@ -95,14 +95,13 @@ class TextEncoder:
     def fits(self, model: DualEncoder, config: ModelConfig) -> bool:
         """Whether ``model`` has this encoder's network shape and padded input shapes, so that
         :meth:`recycled_for` can give it this encoder's compiled functions."""
-        shapes = [tuple(w.shape) for w in self.model.weights]
+        # The network config gives the weight shapes and the constants compiled into the
+        # context function (turn marker and counts); the token caps give the padded shapes.
         return (
             type(model) is type(self.model)
-            and shapes == [tuple(w.shape) for w in model.weights]
+            and model.get_config() == self.model.get_config()
             and config.max_context_tokens == self.config.max_context_tokens
             and config.max_response_tokens == self.config.max_response_tokens
-            # Compiled into the context function as constants, not weights:
-            and model.get_config() == self.model.get_config()
         )
 
     def recycled_for(self, model: DualEncoder, vocab: Vocab, config: ModelConfig) -> TextEncoder:

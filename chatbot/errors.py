@@ -24,6 +24,10 @@ class IndexLoadError(ChatbotError, RuntimeError):
     """A response index is missing, damaged, or belongs to another model."""
 
 
+class ConfigError(ChatbotError, ValueError):
+    """A model or training setting out of range, or a config file with unknown keys."""
+
+
 class UsageError(ChatbotError):
     """Options that do not fit together, or that a command cannot act on."""
 

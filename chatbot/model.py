@@ -48,9 +48,9 @@ def split_turns(ids: tf.Tensor, marker_id: int, max_turns: int, max_turn_tokens:
     # Turns are contiguous, so a token's place in its turn is the number of tokens of the
     # same turn before it: a (time x time) comparison, cheap at context lengths.
     same_turn = tf.equal(turn[:, :, None], turn[:, None, :])
-    earlier = tf.linalg.band_part(tf.ones((length, length), tf.bool), -1, 0)
-    earlier = tf.logical_and(earlier, tf.logical_not(tf.eye(length, dtype=tf.bool)))
-    place = tf.reduce_sum(tf.cast(tf.logical_and(same_turn, earlier[None]), tf.int32), axis=2)
+    positions = tf.range(length)
+    earlier = positions[None, :] < positions[:, None]  # (t, t'): t' comes before t
+    place = tf.reduce_sum(tf.cast(same_turn & earlier[None], tf.int32), axis=2)
     keep = real & (slot >= 0) & (place < max_turn_tokens)
     # Dropped tokens all go to one spare slot, cut off below (scatter_nd adds duplicates).
     slot = tf.where(keep, slot, max_turns)

@@ -154,9 +154,14 @@ class Ranker:
         self, context: Sequence[str], candidates: Sequence[str], k: int
     ) -> list[Hit]:
         """The caller's candidates, scored by the same model, top-k best first."""
-        context_text = self.normalizer.context(context)
+        return self.rank_prepared_candidates(self.prepare(context), candidates, k)
+
+    def rank_prepared_candidates(
+        self, query: Query, candidates: Sequence[str], k: int
+    ) -> list[Hit]:
+        """:meth:`rank_candidates` for a context :meth:`prepare` normalised already."""
         responses = [self.normalizer.response(t) for t in candidates]
-        scores = self.scorer.pair_scores([context_text], [responses])[0]  # (candidates,)
+        scores = self.scorer.pair_scores([query.context], [responses])[0]  # (candidates,)
         best = np.argsort(-scores, kind="stable")[:k]
         return [Hit(candidates[i], float(scores[i])) for i in best]
 

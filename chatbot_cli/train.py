@@ -96,13 +96,10 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfi
     model_config, train_config = PRESETS[args.preset]
     model_over = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k) is not None}
     train_over = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
-    try:
-        return (
-            dataclasses.replace(model_config, **model_over),
-            dataclasses.replace(train_config, **train_over),
-        )
-    except ValueError as exc:  # a setting out of range: the configs say which
-        raise UsageError(str(exc)) from exc
+    return (
+        dataclasses.replace(model_config, **model_over),
+        dataclasses.replace(train_config, **train_over),
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -101,11 +101,10 @@ class MicroBatcher:
         await self._queue.put(_Job(query, k, future))
         return await future
 
-    async def rank_candidates(
-        self, context: Sequence[str], candidates: Sequence[str], k: int
-    ) -> list[Hit]:
-        """Top-``k`` of the caller's candidates; not batched (each has its own candidates)."""
-        return await self._call(self._ranker.rank_candidates, context, candidates, k)
+    async def rank_candidates(self, query: Query, candidates: Sequence[str], k: int) -> list[Hit]:
+        """Top-``k`` of the caller's candidates for one prepared context; not batched (each
+        has its own candidates)."""
+        return await self._call(self._ranker.rank_prepared_candidates, query, candidates, k)
 
     async def _call(self, fn: Callable[..., list], *args: object) -> list:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

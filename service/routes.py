@@ -141,14 +141,13 @@ async def _answer(
     start: float,
 ) -> tuple[list[Hit], str]:
     """The hits, and the context as the model read it (normalised)."""
+    # Normalised here, on the event loop: the model thread only encodes and scores.
+    query = live.ranker.prepare(context)
+    metrics.stage_seconds.labels("normalise").observe(time.perf_counter() - start)
     if candidates is None:
-        # Normalised here, on the event loop: the model thread only encodes and searches.
-        query = live.ranker.prepare(context)
-        metrics.stage_seconds.labels("normalise").observe(time.perf_counter() - start)
         return await live.batcher.respond(query, k), query.context
-    k = min(k, len(candidates))
-    hits = await live.batcher.rank_candidates(context, candidates, k)
-    return hits, live.ranker.normalizer.context(context)
+    hits = await live.batcher.rank_candidates(query, candidates, min(k, len(candidates)))
+    return hits, query.context
 
 
 def _check_rate(request: Request, state: ServiceState) -> None:

@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 
 from chatbot.config import ModelConfig
-from chatbot.errors import UsageError
 from chatbot.vocab import Vocab
 from training.train_config import TrainConfig
 
@@ -238,16 +237,13 @@ def _configs(preset: str, options: PipelineOptions) -> tuple[ModelConfig, TrainC
     from training.presets import PRESETS
 
     model_config, train_config = PRESETS[preset]
-    try:
-        if options.max_steps is not None:
-            train_config = dataclasses.replace(train_config, max_steps=options.max_steps)
-        train_config = dataclasses.replace(train_config, seed=options.seed)
-        if options.negative_queue is not None:
-            train_config = dataclasses.replace(train_config, negative_queue=options.negative_queue)
-        if options.hierarchical is not None:
-            model_config = dataclasses.replace(model_config, hierarchical=options.hierarchical)
-    except ValueError as exc:  # an override out of range: the configs say which
-        raise UsageError(str(exc)) from exc
+    if options.max_steps is not None:
+        train_config = dataclasses.replace(train_config, max_steps=options.max_steps)
+    train_config = dataclasses.replace(train_config, seed=options.seed)
+    if options.negative_queue is not None:
+        train_config = dataclasses.replace(train_config, negative_queue=options.negative_queue)
+    if options.hierarchical is not None:
+        model_config = dataclasses.replace(model_config, hierarchical=options.hierarchical)
     return model_config, train_config
 
 

@@ -66,6 +66,35 @@ class _System:
     lexical_weight: float
 
 
+@dataclass(frozen=True)
+class _Job:
+    """Evaluation rows made ready for ranking against a repository."""
+
+    repo: list[str]  # the repository's normalised texts
+    contexts: list[str]
+    truths: list[str]
+    last_turns: list[str]
+    duplicates: list[np.ndarray]  # per row, the repository rows holding its true reply
+    distractors: np.ndarray  # per row, 1-in-100 distractors
+
+
+def _job(rows: Sequence[EvalRow], index: ResponseIndex, normalizer: Normalizer, seed: int) -> _Job:
+    if not rows:
+        raise ValueError("no evaluation rows")
+    repo = repository_texts(index, normalizer)
+    contexts = [row.context for row in rows]
+    truths = [row.response for row in rows]
+    duplicates = _duplicates(repo, truths)
+    return _Job(
+        repo=repo,
+        contexts=contexts,
+        truths=truths,
+        last_turns=[(split_turns(c) or [""])[-1] for c in contexts],
+        duplicates=duplicates,
+        distractors=_random_distractors(len(repo), duplicates, seed),
+    )
+
+
 def repository_texts(index: ResponseIndex, normalizer: Normalizer) -> list[str]:
     """The index's responses as the model saw them (stored ones, else rebuilt).
 
@@ -121,14 +150,9 @@ def evaluate_repository(
     unknown = set(baselines) - {"tfidf"}
     if unknown:
         raise ValueError(f"unknown repository baselines {sorted(unknown)}; choose from tfidf")
-    if not rows:
-        raise ValueError("no evaluation rows")
-    repo = repository_texts(index, normalizer)
-    contexts = [row.context for row in rows]
-    truths = [row.response for row in rows]
-    last_turns = [(split_turns(c) or [""])[-1] for c in contexts]
-    duplicates = _duplicates(repo, truths)
-    distractors = _random_distractors(len(repo), duplicates, seed)
+    job = _job(rows, index, normalizer, seed)
+    repo, contexts, truths, last_turns = job.repo, job.contexts, job.truths, job.last_turns
+    duplicates, distractors = job.duplicates, job.distractors
 
     # The echo judge: one TF-IDF model for every system, fitted on the repository.
     judge = TfidfModel.fit(repo)
@@ -153,18 +177,7 @@ def evaluate_repository(
         if scorer.is_hybrid:
             systems += [_System("model_neural", True, 0.0), _System("model_lexical", False, 1.0)]
         exact_top = np.full((len(rows), SERVED_K), -1, dtype=np.int64)
-        scored = _score_model(
-            scorer,
-            index,
-            contexts,
-            last_turns,
-            truths,
-            systems,
-            duplicates,
-            distractors,
-            exact_top,
-            progress,
-        )
+        scored = _score_model(scorer, index, job, systems, exact_top, progress)
         backend = make_backend("numpy", index.vectors)
         served = scorer.rank(contexts, last_turns, index, backend, SERVED_K)
         top1 = {"model": [row[0][0] if row else -1 for row in served]}
@@ -210,29 +223,11 @@ def weight_table(
     """Repository MRR, recall@k and median rank of the true response for each lexical weight
     of a hybrid score (the model's neural part plus ``weight`` × its TF-IDF cosine), from
     one pass of the model: what tuning the weight for the service's real job needs."""
-    if not rows:
-        raise ValueError("no evaluation rows")
-    repo = repository_texts(index, normalizer)
-    contexts = [row.context for row in rows]
-    truths = [row.response for row in rows]
-    last_turns = [(split_turns(c) or [""])[-1] for c in contexts]
-    duplicates = _duplicates(repo, truths)
-    distractors = _random_distractors(len(repo), duplicates, 0)
+    job = _job(rows, index, normalizer, seed=0)
     systems = [_System("model", True, scorer.lexical_weight)]
     systems += [_System(f"w={w:g}", True, float(w)) for w in weights]
     exact_top = np.full((len(rows), 1), -1, dtype=np.int64)
-    scored = _score_model(
-        scorer,
-        index,
-        contexts,
-        last_turns,
-        truths,
-        systems,
-        duplicates,
-        distractors,
-        exact_top,
-        progress,
-    )
+    scored = _score_model(scorer, index, job, systems, exact_top, progress)
     table = []
     for system in systems[1:]:
         ranks, _, wins = scored[system.name]
@@ -281,12 +276,8 @@ def _overlap(served: Sequence[Sequence[tuple[int, float]]], exact_top: np.ndarra
 def _score_model(
     scorer: Scorer,
     index: ResponseIndex,
-    contexts: Sequence[str],
-    last_turns: Sequence[str],
-    truths: Sequence[str],
+    job: _Job,
     systems: Sequence[_System],
-    duplicates: Sequence[np.ndarray],
-    distractors: np.ndarray,
     exact_top: np.ndarray,
     progress: bool,
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -295,6 +286,7 @@ def _score_model(
     Fills ``exact_top`` with each row's best ``exact_top.shape[1]`` responses by the model's
     exact full score under the echo rule: what serving would return if it approximated
     nothing."""
+    contexts, last_turns, truths = job.contexts, job.last_turns, job.truths
     encoder = scorer.encoder
     queries = encoder.encode_contexts(contexts)  # (rows, d)
     truth_vectors = encoder.encode_responses(truths)  # (rows, d)
@@ -330,7 +322,7 @@ def _score_model(
         return scores
 
     true_scores = {s.name: _system_score(s, true_neural, true_cosine, scorer.bias) for s in systems}
-    return _rank_all(system_scores, true_scores, duplicates, distractors, progress)
+    return _rank_all(system_scores, true_scores, job.duplicates, job.distractors, progress)
 
 
 def _system_score(

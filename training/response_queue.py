@@ -29,11 +29,12 @@ def fingerprints(ids: tf.Tensor) -> tf.Tensor:
         >>> bool(f[0] == f[1]), bool(f[0] == f[2])
         (True, False)
     """
-    ids = tf.cast(ids, tf.int64)
-    # A multiplicative hash of each position: order matters, and int64 wraps rather than
-    # overflowing, so the sum is a well-mixed fingerprint.
-    weights = (tf.range(1, tf.shape(ids)[1] + 1, dtype=tf.int64) * 2_654_435_761) % 4_294_967_311
-    return tf.reduce_sum(ids * (weights + 1)[None, :] * 40_503, axis=1)
+    # Each position gets a pseudo-random weight below 2^32 (a multiplicative hash of the
+    # position, never 0), so the weighted sum tells token orders apart; it stays far below
+    # 2^63 for any vocabulary and length a model reads.
+    positions = tf.range(1, tf.shape(ids)[1] + 1, dtype=tf.int64)
+    weights = (positions * 2_654_435_761) % 4_294_967_311
+    return tf.reduce_sum(tf.cast(ids, tf.int64) * weights[None, :], axis=1)
 
 
 class ResponseQueue:

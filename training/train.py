@@ -125,14 +125,14 @@ def _losses(
     # In-batch negatives: every other response in the batch is a wrong answer.
     logits = model.pairwise_logits(c, r)  # (B, B), the true response on the diagonal
     targets = tf.range(tf.shape(logits)[0])
-    # A row of label 0 has no true response (a down-voted reply alone, training.dataset):
-    # its placeholder column counts for no row, and its loss scores its negative low.
-    has_true = (
-        tf.cast(labels, logits.dtype) if len(inputs) > 2 else tf.ones_like(targets, logits.dtype)
-    )
-    logits = logits - 1e9 * (1.0 - has_true)[None, :]
+    has_true = tf.ones_like(targets, logits.dtype)
     columns = [logits]
     if len(inputs) > 2:
+        # A row of label 0 has no true response (a down-voted reply alone, training.dataset):
+        # its placeholder column counts for no row, and its loss scores its negative low.
+        has_true = tf.cast(labels, logits.dtype)
+        logits = logits - 1e9 * (1.0 - has_true)[None, :]
+        columns = [logits]
         h = model.encode_responses(inputs[2], training=True)  # (B, d)
         hard = model.pairwise_logits(c, h)  # (B, B)
         # A row without a negative holds a placeholder: its column must never count.
@@ -142,25 +142,14 @@ def _losses(
         prints = fingerprints(response_ids)
         columns.append(queue.logits(c, model.b, prints))
         queue.push(r, has_true, prints)
-    loss = _softmax_loss(tf.concat(columns, axis=1), targets, False)
+    xent = tf.nn.sparse_softmax_cross_entropy_with_logits
+    loss = xent(labels=targets, logits=tf.concat(columns, axis=1))
     if config.symmetric_loss:  # each true response picks its context among the batch's
-        loss = 0.5 * (loss + _softmax_loss(tf.transpose(logits), targets, False))
+        loss = 0.5 * (loss + xent(labels=targets, logits=tf.transpose(logits)))
     if len(inputs) == 2:
         return loss
     pushed_down = tf.nn.softplus(tf.linalg.diag_part(hard))  # -log σ(-s(c, negative))
     return has_true * loss + (1.0 - has_true) * pushed_down
-
-
-def _softmax_loss(logits: tf.Tensor, targets: tf.Tensor, symmetric: bool) -> tf.Tensor:
-    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
-    if symmetric:  # each response picks its context among the batch's contexts
-        loss = 0.5 * (
-            loss
-            + tf.nn.sparse_softmax_cross_entropy_with_logits(
-                labels=targets, logits=tf.transpose(logits)
-            )
-        )
-    return loss
 
 
 def validation_recall(encoder: TextEncoder, rows: list[EvalRow]) -> float:

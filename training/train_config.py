@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chatbot.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -54,4 +56,4 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 bad[name] = getattr(self, name)
         if bad:
-            raise ValueError(f"invalid TrainConfig values: {bad}")
+            raise ConfigError(f"invalid TrainConfig values: {bad}")

@@ -102,6 +102,11 @@ class FakeRanker:
         self.warm_ups.append(max_batch_size)
         return 0.0
 
+    def rank_prepared_candidates(
+        self, query: FakeQuery, candidates: Sequence[str], k: int
+    ) -> list[FakeHit]:
+        return self.rank_candidates(_turns(query), candidates, k)
+
     def rank_candidates(
         self, context: Sequence[str], candidates: Sequence[str], k: int
     ) -> list[FakeHit]:

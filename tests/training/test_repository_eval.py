@@ -10,7 +10,7 @@ import pytest
 from chatbot.index import ResponseIndex
 from chatbot.scoring import Scorer
 from chatbot.text import Normalizer
-from training.repository_eval import evaluate_repository
+from training.repository_eval import evaluate_repository, weight_table
 from training.sources.udc_csv import EvalRow
 
 VOCAB = ("wifi", "driver", "sound", "card", "ubuntu")
@@ -60,6 +60,17 @@ def test_ranks_against_the_whole_repository_by_hand(report: dict) -> None:
     assert model["median_rank"] == 2.0
     assert model["recall@1_of_100"] == pytest.approx(1 / 3)
     assert (report["n"], report["repository_size"], report["true_in_repository"]) == (3, 5, 1.0)
+
+
+def test_the_weight_table_ranks_as_the_evaluation_does() -> None:
+    vectors = BagOfWords().encode_responses(REPO)
+    index = ResponseIndex(vectors, [t.removesuffix(" __eou__") for t in REPO], {}, None, REPO)
+    (row,) = weight_table(ROWS, Scorer(BagOfWords()), index, Normalizer("none"), [0.0], False)
+    # No TF-IDF part, so any weight gives the neural ranks worked out above: 1, 5, 2.
+    assert row["weight"] == 0.0
+    assert row["recall@1"] == pytest.approx(1 / 3)
+    assert row["mrr"] == pytest.approx((1 + 1 / 5 + 1 / 2) / 3)
+    assert row["median_rank"] == 2.0
 
 
 def test_echo_and_question_rates_by_hand(report: dict) -> None:

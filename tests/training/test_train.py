@@ -141,16 +141,25 @@ def test_two_workers_finish_with_the_same_weights(data, tmp_path):
     assert load_artifact(tmp_path / "model").manifest["training"]["steps"] == 12
 
 
-def test_hard_negatives_join_the_softmax_and_placeholders_do_not_count():
+def _tiny_batch(seed: int):
+    """The tiny preset's config, an untrained model of it, and a batch of 4 contexts with
+    their responses (the contexts reversed)."""
     import tensorflow as tf
 
     from chatbot.model import build_dual_encoder
-    from training.train import _losses
 
     model_config, _ = PRESETS["tiny"]
     model = build_dual_encoder(model_config, vocab_size=50)
-    ids = tf.constant(np.random.default_rng(0).integers(2, 50, size=(4, 6)), tf.int32)
-    responses = tf.reverse(ids, axis=[1])
+    ids = tf.constant(np.random.default_rng(seed).integers(2, 50, size=(4, 6)), tf.int32)
+    return model_config, model, ids, tf.reverse(ids, axis=[1])
+
+
+def test_hard_negatives_join_the_softmax_and_placeholders_do_not_count():
+    import tensorflow as tf
+
+    from training.train import _losses
+
+    model_config, model, ids, responses = _tiny_batch(seed=0)
     labels = tf.ones(4)
     plain = _losses(model, model_config, (ids, responses), labels)
     with_none = _losses(model, model_config, (ids, responses, ids, tf.zeros(4)), labels)
@@ -163,14 +172,10 @@ def test_hard_negatives_join_the_softmax_and_placeholders_do_not_count():
 def test_queued_responses_are_wrong_answers_until_they_are_placeholders():
     import tensorflow as tf
 
-    from chatbot.model import build_dual_encoder
     from training.response_queue import ResponseQueue, fingerprints
     from training.train import _losses
 
-    model_config, _ = PRESETS["tiny"]
-    model = build_dual_encoder(model_config, vocab_size=50)
-    ids = tf.constant(np.random.default_rng(1).integers(2, 50, size=(4, 6)), tf.int32)
-    responses = tf.reverse(ids, axis=[1])
+    model_config, model, ids, responses = _tiny_batch(seed=1)
     labels = tf.ones(4)
     plain = _losses(model, model_config, (ids, responses), labels)
     queue = ResponseQueue(size=6, dim=model.encoding_dim)
