@@ -21,6 +21,8 @@ FROM ${BASE_IMAGE}
 # EXTRAS: pyproject extras to install, comma-separated ("gpu" for the GPU variant).
 ARG EXTRAS=""
 
+# NUMBA_CACHE_DIR: the lexical search's compiled loop is cached where the unprivileged user can
+# write (the installed package folder is not).
 # PIP_BREAK_SYSTEM_PACKAGES: GPU bases whose system Python is marked externally managed still
 # take a plain `pip install` (harmless on python:3.11-slim).
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -29,6 +31,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_BREAK_SYSTEM_PACKAGES=1 \
     TF_CPP_MIN_LOG_LEVEL=3 \
+    NUMBA_CACHE_DIR=/tmp/numba-cache \
     CHATBOT_DATABASE_URL=sqlite:////artifacts/feedback.sqlite3
 
 # WordNet 3.0 data for the UDC text normaliser, read from /usr/share/wordnet.

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bench._served_corpus import DEFAULT_CSV, served_corpus
-from chatbot.ann import ANN_MIN_RESPONSES
+from chatbot.ann import ANN_KIND, ANN_MIN_RESPONSES
 
 UBUNTU_MODEL = Path("artifacts/ubuntu/model")
 
@@ -76,7 +76,8 @@ def served_index(
     if manifest.is_file():
         saved = json.loads(manifest.read_text())
         current = saved["model_checksum"] == artifact.checksum
-        if current and ("ann" in saved) == (n >= ANN_MIN_RESPONSES):
+        ann_kind = saved.get("ann", {}).get("kind")
+        if current and ann_kind == (ANN_KIND if n >= ANN_MIN_RESPONSES else None):
             return index_dir, queries, source
     print(f"building the {n:,}-response hybrid index in {index_dir} ...", flush=True)
     encoder = artifact.encoder()

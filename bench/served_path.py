@@ -88,6 +88,29 @@ def measure(ranker, queries, raw, batch: int, calls: int) -> dict[str, np.ndarra
     return out
 
 
+def sq8_reference(workdir: Path, index, n: int):
+    """The neural search served before the fast-scan layout: faiss IVF with 8-bit codes,
+    64 of its cells visited, its own scores (built once into ``workdir``)."""
+    import faiss
+
+    from chatbot.ann import SQ8_NPROBE, StoredIvfSearch, ivf_cells
+
+    path = workdir / f"sq8-ivf-{n}.faiss"
+    if not path.is_file():
+        print(f"building the 8-bit reference IVF in {path} ...", flush=True)
+        vectors, nlist = index.vectors, ivf_cells(n)
+        old = faiss.IndexIVFScalarQuantizer(
+            faiss.IndexFlatIP(vectors.shape[1]), vectors.shape[1], nlist,
+            faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT,
+        )  # fmt: skip
+        sample = np.random.default_rng(0).choice(n, size=min(n, 64 * nlist), replace=False)
+        old.train(np.asarray(vectors[np.sort(sample)], dtype=np.float32))
+        for start in range(0, n, 100_000):
+            old.add(np.asarray(vectors[start : start + 100_000], dtype=np.float32))
+        faiss.write_index(old, str(path))
+    return StoredIvfSearch(path, SQ8_NPROBE)
+
+
 def exact_top(ranker, queries: list[str], k: int = 10) -> list[set[int]]:
     """Each query's best ``k`` by the full hybrid score over every response, echo rule
     applied: what serving would return if it approximated nothing."""
@@ -169,6 +192,8 @@ def main() -> None:
         if served.backend.name != "exact":
             exact_search = make_backend("exact", served.index.vectors)
             variants["served with exact neural search"] = rebuilt(served, backend=exact_search)
+            old_ivf = sq8_reference(args.workdir, served.index, n)
+            variants["8-bit IVF, 64 cells (before)"] = rebuilt(served, backend=old_ivf)
         if not args.no_before:  # exact search, lexical part by the full product
             full = dataclasses.replace(served.index, postings=FullProduct(served.index.lexical))
             variants = {"before": rebuilt(served, index=full, backend=exact_search), **variants}

@@ -3,11 +3,16 @@
 Exact search reads every vector for every query batch: at 1M x 256 that is 35 ms for one
 query and, being arithmetic-bound for batches, about 0.5 s for 32 on two cores — more than
 a busy service can give. Above :data:`ANN_MIN_RESPONSES` responses ``chatbot index`` also
-writes a faiss ``IndexIVFScalarQuantizer`` (inverted file over k-means cells, vectors as 8-bit
-codes): a query visits ``nprobe`` of the ``nlist`` cells (a few ms). Serving only takes the
-neural part's best :data:`chatbot.scoring.RERANK_DEPTH` from it; their scores are then
-recomputed from the stored vectors, and ``chatbot eval --repository`` reports how much of the
-exact top-10 the served ranking keeps.
+writes a faiss IVF index: a query visits ``nprobe`` of the ``nlist`` k-means cells.
+
+The vectors in the cells are 4-bit product-quantisation codes read by faiss's SIMD "fast
+scan" (``IndexIVFPQFastScan``, 64 bytes a 256-d vector): scanning is cheap enough to visit
+many cells, and the codes' coarse scores only pick :data:`REFINE` x the wanted number of
+candidates, whose scores are then recomputed from the stored vectors. Visiting cells is what
+recall needs here: the responses' vectors vary in length (0.45 to 3.4 at 1M), so a query's
+best inner products lie in cells whose centres are far from it. The earlier layout (8-bit
+codes, ``IndexIVFScalarQuantizer``, 64 of 4,000 cells) kept only 0.55 of the exact neural
+top-10 at 1M (docs/performance.md); indexes written so still load.
 
 The file is read with faiss's memory-mapping flag, so the worker processes of one machine
 share its pages.
@@ -23,10 +28,18 @@ import numpy as np
 from tqdm import tqdm
 
 ANN_FILE = "vectors.ivf.faiss"
+ANN_KIND = "faiss-ivf-pq4fs"  # what build_ivf writes (the manifest's "kind")
 # From this many responses up, `chatbot index` writes an IVF index and serving uses it.
 ANN_MIN_RESPONSES = 200_000
-# Cells visited per query: at 1M, 64 of 4096 cells (bench/served_path.py).
-NPROBE = 64
+# Cells visited per query and candidates per wanted result, chosen at 1M responses
+# (4,000 cells) on the share of the exact neural top-10 kept (docs/performance.md).
+NPROBE = 1024
+REFINE = 4
+# Dimensions per 4-bit sub-quantiser: 2 kept 0.99 of the neural top-10 at 1M where 4 kept
+# 0.92 (docs/performance.md).
+_DIMS_PER_CODE = 2
+# The 8-bit layout's cells visited (indexes written before the fast-scan layout).
+SQ8_NPROBE = 64
 _ADD_ROWS = 100_000  # vectors converted to float32 and added at once
 
 
@@ -56,14 +69,14 @@ def build_ivf(
     # faiss wants at least 39 training points per cell; 64 give stable cells.
     sample = np.sort(rng.choice(n, size=min(n, 64 * nlist), replace=False))
     quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFScalarQuantizer(
-        quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
-    )
+    codes = dim // _DIMS_PER_CODE if dim % _DIMS_PER_CODE == 0 else dim
+    index = faiss.IndexIVFPQFastScan(quantizer, dim, nlist, codes, 4, faiss.METRIC_INNER_PRODUCT)
     index.train(np.asarray(vectors[sample], dtype=np.float32))
     for start in tqdm(range(0, n, _ADD_ROWS), desc="IVF index", disable=not progress):
         index.add(np.asarray(vectors[start : start + _ADD_ROWS], dtype=np.float32))
     faiss.write_index(index, str(path))
-    return {"kind": "faiss-ivf-sq8", "nlist": nlist, "nprobe": min(NPROBE, nlist)}
+    return {"kind": ANN_KIND, "nlist": nlist, "nprobe": min(NPROBE, nlist),
+            "refine": REFINE}  # fmt: skip
 
 
 class StoredIvfSearch:
@@ -72,18 +85,55 @@ class StoredIvfSearch:
     Args:
         path: the index file.
         nprobe: cells visited per query.
+        vectors: the stored vectors; with ``refine`` > 1 the index's best ``refine × k``
+            are re-scored from them and the best ``k`` of those returned.
+        refine: candidates taken from the index per result wanted.
     """
 
     name = "faiss-ivf-stored"
 
-    def __init__(self, path: Path, nprobe: int = NPROBE) -> None:
+    def __init__(
+        self,
+        path: Path,
+        nprobe: int = NPROBE,
+        vectors: np.ndarray | None = None,
+        refine: int = 1,
+    ) -> None:
         import faiss
 
+        if refine > 1 and vectors is None:
+            raise ValueError("refining the index's candidates needs the stored vectors")
         self.index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
         faiss.ParameterSpace().set_index_parameter(self.index, "nprobe", nprobe)
         self.nprobe = nprobe
+        self.vectors = vectors
+        self.refine = refine
+
+    @classmethod
+    def from_manifest(
+        cls, path: Path, info: dict[str, Any], vectors: np.ndarray
+    ) -> StoredIvfSearch:
+        """The search an index's manifest entry (``build_ivf``'s return value) describes."""
+        if info.get("kind") == "faiss-ivf-sq8":  # the 8-bit layout: its own scores, no refine
+            return cls(path, int(info.get("nprobe", SQ8_NPROBE)))
+        return cls(path, int(info.get("nprobe", NPROBE)), vectors, int(info.get("refine", 1)))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, self.index.ntotal)
-        scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-        return scores, ids.astype(np.int64)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        wanted = min(k * self.refine, self.index.ntotal)
+        scores, ids = self.index.search(queries, wanted)
+        ids = ids.astype(np.int64)
+        if self.vectors is None or self.refine <= 1:
+            return scores[:, :k], ids[:, :k]
+        # Exact scores of the candidates (-1: fewer found than wanted), the best k of them.
+        found = ids >= 0
+        exact = np.full(ids.shape, -np.inf, dtype=np.float32)
+        owner, flat = np.nonzero(found)[0], ids[found]
+        exact[found] = np.einsum(
+            "md,md->m", np.asarray(self.vectors[flat], dtype=np.float32), queries[owner]
+        )
+        best = np.argsort(-exact, axis=1, kind="stable")[:, :k]
+        best_scores = np.take_along_axis(exact, best, 1)
+        best_ids = np.where(np.isfinite(best_scores), np.take_along_axis(ids, best, 1), -1)
+        return best_scores, best_ids

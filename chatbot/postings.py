@@ -8,7 +8,8 @@ with every response row touches every response that shares any word, common ones
 :data:`BUDGET` of postings shared among its words by squared weight, at most
 ``max_postings`` per word: all of a rare word's, the heaviest of a common word's. The partial
 sums pick ``rescore`` candidates, whose exact cosines are then computed from their rows; the
-best ``n`` are returned.
+best ``n`` are returned. This module plans what a query reads; the reading, summing and
+re-scoring is a compiled loop (:mod:`chatbot.postings_kernel`).
 
 What a response can lose: for each word whose postings were cut, at most ``q_t`` times the
 weight at the cut. Those words are the common ones, whose idf and so weight is low; the
@@ -30,9 +31,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
+
+from chatbot.postings_kernel import top_candidates
 
 # Postings read per query word. A word in more responses than this is a common one: its
 # heaviest postings are read, the rest can add at most q_t x (the weight at the cut) each.
@@ -91,9 +95,12 @@ class Postings:
 
     @classmethod
     def load(cls, folder: Path, mmap: bool = True) -> Postings:
-        if mmap:
-            return cls(**{name: np.load(folder / f, mmap_mode="r") for name, f in FILES.items()})
-        return cls(**{name: np.load(folder / f) for name, f in FILES.items()})
+        # Plain ndarray views of the mapped pages: a np.memmap costs a Python-level
+        # __getitem__ and __array_wrap__ on every index and every array made from it.
+        mode: Literal["r"] | None = "r" if mmap else None
+        return cls(
+            **{name: np.asarray(np.load(folder / f, mmap_mode=mode)) for name, f in FILES.items()}
+        )
 
     def top(
         self,
@@ -126,41 +133,20 @@ class Postings:
         if budget is not None:
             share = np.ceil(budget * q.astype(np.float64) ** 2).astype(np.int64)
             lengths = np.minimum(lengths, np.maximum(share, MIN_SHARE))
-        total = int(lengths.sum())
-        if total == 0:
+        if int(lengths.sum()) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        # Positions of the postings to read: each word's run [start, start + length).
-        run_starts = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
-        positions = run_starts + np.arange(total)
-        ids = self.ids[positions]
-        partial = self.weights[positions] * np.repeat(q, lengths)
-        candidates, sums = _sum_by_id(ids, partial)
-        keep = rescore if rescore is not None else RESCORE_FACTOR * n
-        if len(candidates) > keep:
-            candidates = candidates[np.argpartition(-sums, keep - 1)[:keep]]
-        cosines = np.asarray(rows[candidates] @ query.T.astype(np.float32).toarray()).ravel()
+        candidates, cosines = top_candidates(
+            self.ids,
+            self.weights,
+            starts.astype(np.int64),
+            lengths.astype(np.int64),
+            q,
+            words.astype(np.int64),
+            rescore if rescore is not None else RESCORE_FACTOR * n,
+            rows.indptr,
+            rows.indices,
+            rows.data,
+            rows.shape[1],
+        )
         order = np.lexsort((candidates, -cosines))[:n]
-        return candidates[order].astype(np.int64), cosines[order].astype(np.float32)
-
-
-# Partial sums are packed below the response id into one uint64 and summed after one sort
-# (a plain sort is several times faster than the argsort np.unique needs to sum by id).
-_FRACTION_BITS = 31
-
-
-def _sum_by_id(ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct ``ids`` (ascending) and the sum of ``values`` (each in [0, 1]) of each,
-    to within ``len(ids) × 2^-31``.
-
-    Example:
-        >>> found, sums = _sum_by_id(np.array([5, 2, 5]), np.array([0.25, 0.5, 0.5]))
-        >>> found.tolist(), sums.tolist()
-        ([2, 5], [0.5, 0.75])
-    """
-    scale = float(1 << _FRACTION_BITS)
-    fixed = np.minimum(values * scale, scale - 1).astype(np.uint64)
-    packed = np.sort((ids.astype(np.uint64) << np.uint64(32)) | fixed)
-    sorted_ids = (packed >> np.uint64(32)).astype(np.int64)
-    starts = np.flatnonzero(np.diff(sorted_ids, prepend=-1))
-    fractions = (packed & np.uint64((1 << 32) - 1)).astype(np.float64) / scale
-    return sorted_ids[starts], np.add.reduceat(fractions, starts)
+        return candidates[order], cosines[order]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chatbot.ann import NPROBE, StoredIvfSearch
+from chatbot.ann import StoredIvfSearch
 from chatbot.artifact import Artifact, load_artifact
 from chatbot.calibration import UNCALIBRATED, Calibration
 from chatbot.encoder import TextEncoder
@@ -96,8 +96,9 @@ class Ranker:
         precision = stored_precision(backend, int(manifest["n"]) * int(manifest["dim"]))
         index = load_index(index_dir, artifact, precision=precision)
         if backend == "auto" and index.ann_path is not None and not has_gpu():
-            nprobe = int(manifest.get("ann", {}).get("nprobe", NPROBE))
-            search: SearchBackend = StoredIvfSearch(index.ann_path, nprobe)
+            search: SearchBackend = StoredIvfSearch.from_manifest(
+                index.ann_path, manifest.get("ann", {}), index.vectors
+            )
         else:
             search = make_backend("exact" if backend == "auto" else backend, index.vectors)
         scorer = artifact.scorer()

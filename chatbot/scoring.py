@@ -343,29 +343,79 @@ class Scorer:
             _, neural_ids = backend.search(queries, depth)  # (n, depth)
         with times.stage("lexical search"):
             context_rows = lexical.transform(contexts)  # (n, V)
-            lexical_ids = [postings.top(row, rows, depth)[0] for row in context_rows]
+            # Each found response comes with its exact cosine, which the fusion reuses.
+            found = [postings.top(row, rows, depth) for row in context_rows]
         with times.stage("fusion and filters"):
-            # Every context's candidates (the union of both parts' best), scored in one go.
-            unions = [
-                np.union1d(found[found >= 0], more)
-                for found, more in zip(neural_ids, lexical_ids, strict=True)
-            ]
-            width = max(len(u) for u in unions)
-            ids = np.full((len(unions), width), -1, dtype=np.int64)
-            for i, union in enumerate(unions):
-                ids[i, : len(union)] = union
+            ids, cosine = _fused_candidates(neural_ids, found, rows, context_rows)
             keep = ids >= 0
             owner, flat = np.nonzero(keep)[0], ids[keep]
-            candidate_rows = rows[flat]
-            cosine = _owned_cosines(candidate_rows, context_rows, owner)
             vectors = np.asarray(repository.vectors[flat], dtype=np.float32)
             neural = np.einsum("md,md->m", vectors, queries[owner])
             scores = np.full(ids.shape, -np.inf, dtype=np.float32)
-            scores[keep] = hybrid_score(neural, cosine, self.lexical_weight, self.bias)
+            scores[keep] = hybrid_score(neural, cosine[keep], self.lexical_weight, self.bias)
             echo = self._echo_rule(repository, last_turns)
-            if echo is not None:  # on the candidates only
-                keep[keep] = echo(owner, flat, candidate_rows)
-            return _best_per_row(scores, ids, keep, k)
+            if echo is None:
+                return _best_per_row(scores, ids, keep, k)
+            return _best_unechoed(scores, ids, keep, k, echo)
+
+
+def _fused_candidates(
+    neural_ids: np.ndarray,
+    found: Sequence[tuple[np.ndarray, np.ndarray]],
+    rows: sp.csr_matrix,
+    context_rows: sp.csr_matrix,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each context's candidates, the union of its neural and lexical best, with their
+    cosines: ``(ids, cosines)``, ``(n, width)`` each, rows padded with id -1.
+
+    The lexical search already computed the exact cosine of what it found; only the neural
+    part's other responses need theirs, all of a batch's in one sparse product.
+    """
+    extras = [
+        np.setdiff1d(row[row >= 0], lexical_ids)
+        for row, (lexical_ids, _) in zip(neural_ids, found, strict=True)
+    ]
+    owner = np.repeat(np.arange(len(extras)), [len(e) for e in extras])
+    flat_extras = np.concatenate(extras) if extras else np.zeros(0, np.int64)
+    extra_cosines = np.split(
+        _owned_cosines(rows[flat_extras], context_rows, owner),
+        np.cumsum([len(e) for e in extras])[:-1],
+    )
+    width = max(len(ids) + len(e) for (ids, _), e in zip(found, extras, strict=True))
+    ids = np.full((len(extras), width), -1, dtype=np.int64)
+    cosine = np.zeros((len(extras), width), dtype=np.float32)
+    for i, ((lexical_ids, lexical_cosines), extra) in enumerate(zip(found, extras, strict=True)):
+        m = len(lexical_ids)
+        ids[i, :m], cosine[i, :m] = lexical_ids, lexical_cosines
+        ids[i, m : m + len(extra)], cosine[i, m : m + len(extra)] = extra, extra_cosines[i]
+    return ids, cosine
+
+
+def _best_unechoed(
+    scores: np.ndarray,
+    ids: np.ndarray,
+    keep: np.ndarray,
+    k: int,
+    echo: Callable[..., np.ndarray],
+) -> list[list[tuple[int, float]]]:
+    """Like :func:`_best_per_row`, leaving out what ``echo`` rejects, which is judged on each
+    row's best few only (a restatement costs a sparse row each to find): the best
+    ``2k + 16`` first, the rest only for a row left with fewer than ``k``."""
+    head = min(ids.shape[1], 2 * k + 16)
+    order = np.argsort(-np.where(keep, scores, -np.inf), axis=1, kind="stable")
+
+    def judge(columns: np.ndarray, rows: np.ndarray) -> None:
+        judged = np.take_along_axis(keep, columns, 1) & rows[:, None]
+        owner, where = np.nonzero(judged)
+        if len(owner):
+            chosen = columns[owner, where]
+            keep[owner, chosen] = echo(owner, ids[owner, chosen])
+
+    judge(order[:, :head], np.ones(len(ids), dtype=bool))
+    short = np.take_along_axis(keep, order[:, :head], 1).sum(1) < k
+    if short.any():
+        judge(order[:, head:], short)
+    return _best_per_row(scores, ids, keep, k)
 
 
 def _owned_cosines(

@@ -22,17 +22,55 @@ def _clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
+def _overlap(found: np.ndarray, exact: np.ndarray) -> float:
+    return float(
+        np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, exact, strict=True)])
+    )
+
+
 def test_the_stored_index_finds_what_exact_search_finds(tmp_path: Path) -> None:
     vectors = _clustered(2000, 16)
     info = build_ivf(vectors.astype(np.float16), tmp_path / ANN_FILE)
-    assert info["kind"] == "faiss-ivf-sq8" and info["nlist"] == 51
-    search = StoredIvfSearch(tmp_path / ANN_FILE, nprobe=info["nlist"])  # every cell: ~exact
+    assert info["kind"] == "faiss-ivf-pq4fs" and info["nlist"] == 51 and info["refine"] > 1
+    # Every cell, and deep enough into a cluster of ~100 near-ties that 4-bit codes cannot order.
+    every_cell = {**info, "nprobe": info["nlist"], "refine": 20}
+    search = StoredIvfSearch.from_manifest(tmp_path / ANN_FILE, every_cell, vectors)
     queries = vectors[:50]
-    _, found = search.search(queries, 10)
+    scores, found = search.search(queries, 10)
     exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
-    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact, strict=True)])
-    assert overlap >= 0.8  # 8-bit codes reorder near ties (a cluster of 100 at noise 0.1)
-    assert (found[:, 0] == np.arange(50)).mean() >= 0.9  # a stored vector finds itself
+    # 4-bit codes only choose the candidates; their scores are exact, best first.
+    assert _overlap(found, exact) >= 0.9
+    np.testing.assert_allclose(scores, np.take_along_axis(queries @ vectors.T, found, 1), rtol=1e-5)
+    assert np.all(np.diff(scores, axis=1) <= 0)
+    assert (found[:, 0] == np.arange(50)).mean() >= 0.95  # a stored vector finds itself
+    unrefined = StoredIvfSearch(tmp_path / ANN_FILE, nprobe=info["nlist"])
+    assert _overlap(unrefined.search(queries, 10)[1], exact) < _overlap(found, exact)
+
+
+def test_a_search_asked_for_more_than_its_cells_hold_pads_with_minus_one(tmp_path: Path) -> None:
+    vectors = _clustered(2000, 16)
+    info = build_ivf(vectors, tmp_path / ANN_FILE)
+    search = StoredIvfSearch.from_manifest(tmp_path / ANN_FILE, {**info, "nprobe": 1}, vectors)
+    scores, found = search.search(vectors[:3], 1500)  # one cell holds about 40
+    assert found.shape == (3, 1500) and (found == -1).any() and (found >= 0).any()
+    assert np.all(np.isneginf(scores[found == -1])) and np.all(np.isfinite(scores[found >= 0]))
+
+
+def test_an_index_of_the_8_bit_layout_still_serves_with_its_own_scores(tmp_path: Path) -> None:
+    import faiss
+
+    vectors = _clustered(2000, 16)
+    old = faiss.IndexIVFScalarQuantizer(
+        faiss.IndexFlatIP(16), 16, 51, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
+    old.train(vectors)
+    old.add(vectors)
+    faiss.write_index(old, str(tmp_path / ANN_FILE))
+    info = {"kind": "faiss-ivf-sq8", "nlist": 51, "nprobe": 51}
+    search = StoredIvfSearch.from_manifest(tmp_path / ANN_FILE, info, vectors)
+    assert search.refine == 1 and search.nprobe == 51
+    exact = np.argsort(-(vectors[:50] @ vectors.T), axis=1)[:, :10]
+    assert _overlap(search.search(vectors[:50], 10)[1], exact) >= 0.8
 
 
 def test_a_large_index_is_served_through_its_stored_ann(tmp_path: Path) -> None:

@@ -90,7 +90,33 @@ def test_saved_postings_load_memory_mapped_and_answer_the_same(tmp_path) -> None
     postings = Postings.from_rows(rows)
     names = postings.save(tmp_path)
     loaded = Postings.load(tmp_path)
-    assert len(names) == 3 and isinstance(loaded.ids, np.memmap)
+    assert len(names) == 3 and isinstance(loaded.ids.base, np.memmap)  # pages of the file
     query = _rows(1, 25, 0.3, seed=4)
     for got, want in zip(loaded.top(query, rows, 7), postings.top(query, rows, 7), strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_tied_partial_sums_still_give_exactly_the_candidates_asked_for() -> None:
+    # Every response has word 0 at the same weight: all partial sums tie at the cut.
+    rows = sp.csr_matrix(np.tile(np.array([[0.6, 0.8]], dtype=np.float32), (50, 1)))
+    postings = Postings.from_rows(rows)
+    query = sp.csr_matrix(np.array([[1.0, 0.0]], dtype=np.float32))
+    ids, cosines = postings.top(query, rows, 5, rescore=7)
+    assert len(ids) == len(set(ids.tolist())) == 5
+    np.testing.assert_allclose(cosines, 0.6, rtol=1e-6)
+
+
+def test_responses_far_apart_in_a_large_repository_are_summed_apart() -> None:
+    # A million rows, a few of them used: ids that share low bits must not share a sum.
+    n, used = 1_000_003, np.array([0, 1 << 10, 1 << 16, 1 << 19, 999_999, 1_000_002])
+    data = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6], [1.0, 0.0], [0.0, 1.0]])
+    rows = sp.csr_matrix(
+        (data.ravel(), (np.repeat(used, 2), np.tile([0, 1], len(used)))), shape=(n, 2)
+    ).astype(np.float32)
+    rows.eliminate_zeros()
+    postings = Postings.from_rows(rows)
+    query = sp.csr_matrix(np.array([[0.6, 0.8]], dtype=np.float32))
+    ids, cosines = postings.top(query, rows, 6)
+    want_ids, want = _brute(query, rows, 6)
+    assert ids.tolist() == want_ids.tolist()
+    np.testing.assert_allclose(cosines, want, rtol=1e-5)

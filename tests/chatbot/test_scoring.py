@@ -10,7 +10,7 @@ import pytest
 from chatbot.artifact import load_artifact, save_artifact
 from chatbot.index import load_index, save_index
 from chatbot.lexical import TfidfModel
-from chatbot.scoring import ScoreParts, Scorer, hybrid_score
+from chatbot.scoring import ScoreParts, Scorer, _best_unechoed, hybrid_score
 from chatbot.search import make_backend
 from tests.helpers import WORDS, tiny_config, tiny_model, tiny_vocab
 
@@ -95,3 +95,48 @@ def test_a_plain_model_with_a_tfidf_model_never_echoes_either(hybrid) -> None:
         echoes = {int(j) for j in np.flatnonzero(judge[i].toarray()[0] >= 0.7)}
         assert i in echoes  # its own text
         assert [j for j, _ in row] == [j for j, _ in full if j not in echoes]
+
+
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_a_hybrid_ranking_leaves_out_restatements(hybrid, k: int) -> None:
+    # Each context restates repository texts: their echoes lead its ranking.
+    artifact, index = hybrid
+    scorer = Scorer(artifact.encoder(), artifact.lexical, WEIGHT, echo_cosine=0.3)
+    contexts = [t.replace("__eou__", "__eou__ __eot__") for t in index.texts[:6]]
+    last_turns = [t.removesuffix(" __eou__") for t in index.texts[:6]]
+    backend = make_backend("numpy", index.vectors)
+    ranked = scorer.rank(contexts, last_turns, index, backend, k=k)
+
+    full = scorer.pair_scores(contexts, [index.texts] * len(contexts))
+    judge = (artifact.lexical.transform(last_turns) @ index.lexical.T).toarray()
+    for i, row in enumerate(ranked):
+        allowed = np.flatnonzero(judge[i] < 0.3)
+        assert len(allowed) >= k and (judge[i] >= 0.3).sum() > 1  # echoes there to leave out
+        best = allowed[np.argsort(-full[i, allowed], kind="stable")[:k]]
+        assert {j for j, _ in row} <= set(allowed.tolist())
+        np.testing.assert_allclose([s for _, s in row], full[i, best], rtol=1e-5, atol=1e-5)
+
+
+def test_echoes_are_judged_on_the_head_and_the_tail_only_of_rows_left_short() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(3, 60)).astype(np.float32)
+    ids = np.arange(180).reshape(3, 60)
+    keep = np.ones((3, 60), dtype=bool)
+    keep[2, 50:] = False  # padding
+    by_score = np.argsort(-scores, axis=1)
+    # Row 0: its 40 best restate the last turn, more than the head of 2k + 16 = 26 holds.
+    echoes = set(ids[0, by_score[0, :40]].tolist()) | {int(ids[1, by_score[1, 0]])}
+    judged: list[int] = []
+
+    def echo(owner: np.ndarray, found: np.ndarray) -> np.ndarray:
+        judged.extend(found.tolist())
+        return np.array([j not in echoes for j in found.tolist()])
+
+    best = _best_unechoed(scores, ids, keep.copy(), 5, echo)
+    for row, got in enumerate(best):
+        allowed = [j for j in np.argsort(-np.where(keep[row], scores[row], -np.inf))
+                   if keep[row, j] and ids[row, j] not in echoes][:5]  # fmt: skip
+        assert [j for j, _ in got] == ids[row, allowed].tolist()
+        np.testing.assert_allclose([x for _, x in got], scores[row, allowed])
+    # Each head once (26 a row); past it, only row 0's other 34: rows 1 and 2 had 5 replies.
+    assert len(judged) == len(set(judged)) == 26 * 3 + 34
