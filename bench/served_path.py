@@ -13,7 +13,9 @@ fusion and filters (on the model thread). Two reference lines run in the same pr
   TF-IDF row times every response row, then a sort of the non-zeros); the ratio column is
   each line's p50 over this one's;
 * ``neural-only``: an untrained neural-only artifact over random vectors (what this
-  benchmark measured before: not the path users get).
+  benchmark measured before: not the path users get);
+* ``8-bit IVF, 64 cells (before)``: where the index has a stored ANN, the neural search that
+  was served before the fast-scan layout (:mod:`chatbot.ann`), built once into the workdir.
 
 Goal (issue 8, 2 cores): 1M, batch 1, p99 <= 60 ms with normalisation included.
 

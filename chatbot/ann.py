@@ -31,10 +31,12 @@ ANN_FILE = "vectors.ivf.faiss"
 ANN_KIND = "faiss-ivf-pq4fs"  # what build_ivf writes (the manifest's "kind")
 # From this many responses up, `chatbot index` writes an IVF index and serving uses it.
 ANN_MIN_RESPONSES = 200_000
-# Cells visited per query and candidates per wanted result, chosen at 1M responses
-# (4,000 cells) on the share of the exact neural top-10 kept (docs/performance.md).
-NPROBE = 1024
-REFINE = 4
+# Cells visited per query and candidates per wanted result: search settings, not part of the
+# stored index. At 1M responses (4,000 cells) these kept 0.96 of the exact neural top-10 for
+# the time the 8-bit layout took to keep 0.56; 1,024 cells and 4x kept 0.99 at 1.6x the
+# time (docs/performance.md).
+NPROBE = 512
+REFINE = 2
 # Dimensions per 4-bit sub-quantiser: 2 kept 0.99 of the neural top-10 at 1M where 4 kept
 # 0.92 (docs/performance.md).
 _DIMS_PER_CODE = 2
@@ -75,8 +77,7 @@ def build_ivf(
     for start in tqdm(range(0, n, _ADD_ROWS), desc="IVF index", disable=not progress):
         index.add(np.asarray(vectors[start : start + _ADD_ROWS], dtype=np.float32))
     faiss.write_index(index, str(path))
-    return {"kind": ANN_KIND, "nlist": nlist, "nprobe": min(NPROBE, nlist),
-            "refine": REFINE}  # fmt: skip
+    return {"kind": ANN_KIND, "nlist": nlist}
 
 
 class StoredIvfSearch:
@@ -111,12 +112,18 @@ class StoredIvfSearch:
 
     @classmethod
     def from_manifest(
-        cls, path: Path, info: dict[str, Any], vectors: np.ndarray
+        cls,
+        path: Path,
+        info: dict[str, Any],
+        vectors: np.ndarray,
+        nprobe: int = NPROBE,
+        refine: int = REFINE,
     ) -> StoredIvfSearch:
-        """The search an index's manifest entry (``build_ivf``'s return value) describes."""
+        """The search for an index whose manifest entry (``build_ivf``'s return value) is
+        ``info``, visiting ``nprobe`` cells and re-scoring ``refine`` x the wanted."""
         if info.get("kind") == "faiss-ivf-sq8":  # the 8-bit layout: its own scores, no refine
             return cls(path, int(info.get("nprobe", SQ8_NPROBE)))
-        return cls(path, int(info.get("nprobe", NPROBE)), vectors, int(info.get("refine", 1)))
+        return cls(path, min(nprobe, int(info.get("nlist", nprobe))), vectors, refine)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, self.index.ntotal)

@@ -29,6 +29,17 @@ from chatbot.timing import StageTimes
 log = logging.getLogger(__name__)
 
 
+def served_search(index: ResponseIndex, backend: str = "auto") -> SearchBackend:
+    """The neural search over ``index`` that serving uses: for ``auto``, exact on a GPU; on a
+    CPU the index's stored approximate index when it has one (:mod:`chatbot.ann`), else
+    exact. Any other name is that backend (:func:`chatbot.search.make_backend`)."""
+    if backend == "auto" and index.ann_path is not None and not has_gpu():
+        return StoredIvfSearch.from_manifest(
+            index.ann_path, index.manifest.get("ann", {}), index.vectors
+        )
+    return make_backend("exact" if backend == "auto" else backend, index.vectors)
+
+
 @dataclass(frozen=True)
 class Hit:
     """One ranked response."""
@@ -95,12 +106,7 @@ class Ranker:
         manifest = read_manifest(index_dir)
         precision = stored_precision(backend, int(manifest["n"]) * int(manifest["dim"]))
         index = load_index(index_dir, artifact, precision=precision)
-        if backend == "auto" and index.ann_path is not None and not has_gpu():
-            search: SearchBackend = StoredIvfSearch.from_manifest(
-                index.ann_path, manifest.get("ann", {}), index.vectors
-            )
-        else:
-            search = make_backend("exact" if backend == "auto" else backend, index.vectors)
+        search = served_search(index, backend)
         scorer = artifact.scorer()
         spare = next((e for e in spares or () if e.fits(artifact.model, artifact.config)), None)
         if spare is not None and spares is not None:

@@ -10,8 +10,9 @@ approximate; this does not):
 * ``recall@1_of_100``: 1 in 100, with 99 seeded random repository responses as distractors;
 * ``served_recall@10_of_exact`` (the model only): how many of each row's 10 best responses
   by the exact full score (under the echo rule) the served ranking returns too. Serving
-  re-scores only the union of each part's best (:meth:`chatbot.scoring.Scorer.rank`) and
-  reads only the heaviest postings of common words (:mod:`chatbot.postings`);
+  re-scores only the union of each part's best (:meth:`chatbot.scoring.Scorer.rank`), reads
+  only the heaviest postings of common words (:mod:`chatbot.postings`) and, for a large
+  index, takes the neural part's best from its stored ANN (:mod:`chatbot.ann`);
 * the **echo rate** of the reply the bot would give (its top-1: TF-IDF cosine of at least
   :data:`ECHO_REPORT_COSINE` with the user's last turn) and its **question rate** (a ``?`` in
   it), each beside the same rate for the true responses. For the model the top-1 is the
@@ -40,8 +41,8 @@ from tqdm import tqdm
 from chatbot.calibration import Calibration
 from chatbot.index import ResponseIndex
 from chatbot.lexical import TfidfModel, rowwise_dot
+from chatbot.ranker import served_search
 from chatbot.scoring import Scorer, hybrid_score
-from chatbot.search import make_backend
 from chatbot.text import EOU, Normalizer, split_turns
 from training.calibration import calibration_report, served_examples
 from training.sources.udc_csv import EvalRow
@@ -178,8 +179,8 @@ def evaluate_repository(
             systems += [_System("model_neural", True, 0.0), _System("model_lexical", False, 1.0)]
         exact_top = np.full((len(rows), SERVED_K), -1, dtype=np.int64)
         scored = _score_model(scorer, index, job, systems, exact_top, progress)
-        backend = make_backend("numpy", index.vectors)
-        served = scorer.rank(contexts, last_turns, index, backend, SERVED_K)
+        # The neural search serving uses (a large index's stored ANN), so its loss counts.
+        served = scorer.rank(contexts, last_turns, index, served_search(index), SERVED_K)
         top1 = {"model": [row[0][0] if row else -1 for row in served]}
         for system in systems:
             ranks, best, wins = scored[system.name]
