@@ -138,8 +138,8 @@ class Postings:
         candidates, cosines = top_candidates(
             self.ids,
             self.weights,
-            starts.astype(np.int64),
-            lengths.astype(np.int64),
+            np.asarray(starts, dtype=np.int64),  # no copy: indptr is int64
+            np.asarray(lengths, dtype=np.int64),
             q,
             words.astype(np.int64),
             rescore if rescore is not None else RESCORE_FACTOR * n,

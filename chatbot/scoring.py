@@ -296,7 +296,7 @@ class Scorer:
             return self._rank_hybrid(contexts, last_turns, queries, repository, backend, k, times)
         echo = self._echo_rule(repository, last_turns)
         # With the echo rule some of the best are left out: look a little deeper.
-        depth = min(len(repository), k if echo is None else 2 * k + 16)
+        depth = min(len(repository), k if echo is None else _echo_depth(k))
         with times.stage("neural search"):
             scores, ids = backend.search(queries, depth)  # (n, depth) each
         with times.stage("fusion and filters"):
@@ -375,19 +375,18 @@ def _fused_candidates(
         np.setdiff1d(row[row >= 0], lexical_ids)
         for row, (lexical_ids, _) in zip(neural_ids, found, strict=True)
     ]
-    owner = np.repeat(np.arange(len(extras)), [len(e) for e in extras])
-    flat_extras = np.concatenate(extras) if extras else np.zeros(0, np.int64)
+    counts = [len(e) for e in extras]
+    owner = np.repeat(np.arange(len(extras)), counts)
     extra_cosines = np.split(
-        _owned_cosines(rows[flat_extras], context_rows, owner),
-        np.cumsum([len(e) for e in extras])[:-1],
+        _owned_cosines(rows[np.concatenate(extras)], context_rows, owner), np.cumsum(counts)[:-1]
     )
-    width = max(len(ids) + len(e) for (ids, _), e in zip(found, extras, strict=True))
+    width = max(len(ids) + n for (ids, _), n in zip(found, counts, strict=True))
     ids = np.full((len(extras), width), -1, dtype=np.int64)
     cosine = np.zeros((len(extras), width), dtype=np.float32)
     for i, ((lexical_ids, lexical_cosines), extra) in enumerate(zip(found, extras, strict=True)):
-        m = len(lexical_ids)
+        m, end = len(lexical_ids), len(lexical_ids) + len(extra)
         ids[i, :m], cosine[i, :m] = lexical_ids, lexical_cosines
-        ids[i, m : m + len(extra)], cosine[i, m : m + len(extra)] = extra, extra_cosines[i]
+        ids[i, m:end], cosine[i, m:end] = extra, extra_cosines[i]
     return ids, cosine
 
 
@@ -400,8 +399,8 @@ def _best_unechoed(
 ) -> list[list[tuple[int, float]]]:
     """Like :func:`_best_per_row`, leaving out what ``echo`` rejects, which is judged on each
     row's best few only (a restatement costs a sparse row each to find): the best
-    ``2k + 16`` first, the rest only for a row left with fewer than ``k``."""
-    head = min(ids.shape[1], 2 * k + 16)
+    :func:`_echo_depth` first, the rest only for a row left with fewer than ``k``."""
+    head = min(ids.shape[1], _echo_depth(k))
     order = np.argsort(-np.where(keep, scores, -np.inf), axis=1, kind="stable")
 
     def judge(columns: np.ndarray, rows: np.ndarray) -> None:
@@ -416,6 +415,17 @@ def _best_unechoed(
     if short.any():
         judge(order[:, head:], short)
     return _best_per_row(scores, ids, keep, k)
+
+
+def _echo_depth(k: int) -> int:
+    """How deep a ranking is read, or judged first, when restatements are left out of its
+    best ``k``: a little deeper than ``k``, since some of the best are echoes.
+
+    Example:
+        >>> _echo_depth(3)
+        22
+    """
+    return 2 * k + 16
 
 
 def _owned_cosines(

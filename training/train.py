@@ -132,12 +132,11 @@ def _losses(
         # its placeholder column counts for no row, and its loss scores its negative low.
         has_true = tf.cast(labels, logits.dtype)
         logits = logits - 1e9 * (1.0 - has_true)[None, :]
-        columns = [logits]
         h = model.encode_responses(inputs[2], training=True)  # (B, d)
         hard = model.pairwise_logits(c, h)  # (B, B)
         # A row without a negative holds a placeholder: its column must never count.
         missing = tf.cast(1.0 - inputs[3], hard.dtype)[None, :]  # (1, B)
-        columns.append(hard - 1e9 * missing)
+        columns = [logits, hard - 1e9 * missing]
     if queue is not None:
         prints = fingerprints(response_ids)
         columns.append(queue.logits(c, model.b, prints))
