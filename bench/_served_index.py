@@ -5,7 +5,7 @@
   128, embedding 100, vocabulary 30k, TF-IDF fitted on the corpus, ``lexical_weight`` 24).
   Latency does not depend on the weights; which one was used is printed.
 * Each index: ``n`` texts from :func:`bench._served_corpus.served_corpus` with their TF-IDF
-  rows and postings (and, from 200k up, the approximate neural index), as ``chatbot index``
+  rows and postings (and, from 50k up, the approximate neural index), as ``chatbot index``
   writes them. The distinct base texts are encoded by
   the model; a variant gets its base text's vector plus a little noise (encoding 1M texts
   with the LSTM would take an hour on 2 cores and change no timing).

@@ -60,14 +60,14 @@ def top_candidates(
         bits += 1
     mask = (1 << bits) - 1
     shift = np.uint64(64 - bits)
-    slot_id = np.full(1 << bits, _EMPTY, dtype=np.int64)
-    slot_sum = np.zeros(1 << bits, dtype=np.float64)
-    found = np.empty(total, dtype=np.int64)  # slots in first-seen order
+    slot_id = np.full(1 << bits, _EMPTY, dtype=np.int32)
+    slot_sum = np.zeros(1 << bits, dtype=np.float32)
+    found = np.empty(total, dtype=np.int32)  # slots in first-seen order
     n_found = 0
     for t in range(len(starts)):
-        weight = np.float64(q[t])
+        weight = q[t]
         for p in range(starts[t], starts[t] + lengths[t]):
-            r = np.int64(ids[p])
+            r = ids[p]
             h = np.int64((np.uint64(r) * _GOLDEN) >> shift)
             while slot_id[h] != _EMPTY and slot_id[h] != r:
                 h = (h + 1) & mask
@@ -76,7 +76,7 @@ def top_candidates(
                 found[n_found] = h
                 n_found += 1
             slot_sum[h] += weight * weights[p]
-    sums = np.empty(n_found, dtype=np.float64)
+    sums = np.empty(n_found, dtype=np.float32)
     for i in range(n_found):
         sums[i] = slot_sum[found[i]]
     chosen = np.empty(min(keep, n_found), dtype=np.int64)

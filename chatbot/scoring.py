@@ -11,7 +11,8 @@ three parts (the neural encoder, the fitted TF-IDF model, the weight) and applie
   ``candidates``); :meth:`Scorer.parts` returns the neural and lexical parts apart, which is
   what the weight tuning fits (on the neural part alone, whatever weight a model already has);
 * :meth:`Scorer.rank` searches a pre-encoded repository (serving): the union of the best
-  :data:`RERANK_DEPTH` responses by each part is re-scored exactly. The neural part's best
+  :data:`RERANK_DEPTH` responses by the neural part and :data:`LEXICAL_DEPTH` by the
+  lexical one is re-scored exactly. The neural part's best
   come from the search backend; the lexical part's from the index's postings
   (:mod:`chatbot.postings`), which read only the heaviest postings of common words.
   Whenever the model has a TF-IDF model (hybrid or not) and the index its rows, it never
@@ -44,8 +45,13 @@ if TYPE_CHECKING:
     from chatbot.search import SearchBackend
 
 # A hybrid model re-ranks, for each context, the union of the repository's top RERANK_DEPTH
-# responses by the neural score and by the lexical one.
+# responses by the neural score and its top LEXICAL_DEPTH by the lexical one. The lexical
+# part goes deeper: a long context's best TF-IDF matches are many near ties, and at 1M
+# responses the exact hybrid top-10 held more of them below the 256th than neural ones
+# (recall@10 of exact 0.980 with 256 of each, 0.990 with 384 lexical, which cost about 0.5 ms
+# a context; 384 of each, 0.992 for 2 ms more: docs/performance.md).
 RERANK_DEPTH = 256
+LEXICAL_DEPTH = 384
 # Rows scored at once by Scorer.parts: bounds its (rows, candidates, dim) gather.
 _GATHER_ROWS = 4096
 # A hybrid model rewards word overlap, and the closest overlap is the user's own message: a
@@ -169,7 +175,8 @@ class Scorer:
         lexical: the fitted TF-IDF model, or ``None`` for a plain dual encoder.
         lexical_weight: the weight of the TF-IDF cosine (0 for a plain dual encoder).
         echo_cosine: :meth:`rank` never returns a response this close to the last turn.
-        rerank_depth: responses taken from each part before :meth:`rank` re-scores them.
+        rerank_depth: responses taken from the neural part before :meth:`rank` re-scores
+            them; ``lexical_depth``: from the lexical part.
     """
 
     def __init__(
@@ -179,6 +186,7 @@ class Scorer:
         lexical_weight: float = 0.0,
         echo_cosine: float = ECHO_COSINE,
         rerank_depth: int = RERANK_DEPTH,
+        lexical_depth: int = LEXICAL_DEPTH,
     ) -> None:
         if lexical_weight < 0:
             raise ValueError(f"lexical_weight must be >= 0, got {lexical_weight}")
@@ -189,6 +197,7 @@ class Scorer:
         self.lexical_weight = float(lexical_weight)
         self.echo_cosine = echo_cosine
         self.rerank_depth = rerank_depth
+        self.lexical_depth = lexical_depth
 
     @property
     def is_hybrid(self) -> bool:
@@ -344,7 +353,8 @@ class Scorer:
         with times.stage("lexical search"):
             context_rows = lexical.transform(contexts)  # (n, V)
             # Each found response comes with its exact cosine, which the fusion reuses.
-            found = [postings.top(row, rows, depth) for row in context_rows]
+            lexical_depth = min(len(repository), max(k, self.lexical_depth))
+            found = [postings.top(row, rows, lexical_depth) for row in context_rows]
         with times.stage("fusion and filters"):
             ids, cosine = _fused_candidates(neural_ids, found, rows, context_rows)
             keep = ids >= 0

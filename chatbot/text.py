@@ -21,11 +21,13 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from nltk.stem.snowball import SnowballStemmer
-from nltk.tokenize import NLTKWordTokenizer
-from nltk.tokenize.punkt import PunktSentenceTokenizer
+if TYPE_CHECKING:  # NLTK is imported when first used: it pulls in scipy and pandas, which
+    # processes that only read EOU or split_turns (the server's supervisor) need not hold.
+    from nltk.stem.snowball import SnowballStemmer
+    from nltk.tokenize import NLTKWordTokenizer
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
 
 EOU = "__eou__"  # end of utterance
 EOT = "__eot__"  # end of turn
@@ -41,16 +43,22 @@ _WHITESPACE = re.compile(r"\s+")
 def _sentence_splitter() -> PunktSentenceTokenizer:
     # An untrained Punkt model needs no downloaded data; it misses only the trained English
     # abbreviation list, which matters little for chat text.
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+
     return PunktSentenceTokenizer()
 
 
 @functools.cache
 def _word_tokenizer() -> NLTKWordTokenizer:
+    from nltk.tokenize import NLTKWordTokenizer
+
     return NLTKWordTokenizer()
 
 
 @functools.cache
 def _stemmer() -> SnowballStemmer:
+    from nltk.stem.snowball import SnowballStemmer
+
     return SnowballStemmer("english")
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from chatbot.errors import UsageError
 from training.baselines import BASELINES
 from training.errors import BadRowCounter
-from training.evaluate import run_evaluation
 from training.sources.udc_csv import read_eval_rows
 
 log = logging.getLogger(__name__)
@@ -99,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         raise UsageError(f"{args.data}: no evaluation rows")
     log.info("evaluating on %d rows from %s", len(rows), args.data)
+    from training.evaluate import run_evaluation  # matplotlib and the models: not at startup
+
     run_evaluation(
         rows,
         scorer,

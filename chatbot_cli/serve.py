@@ -78,7 +78,6 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
 
-    from service.app import create_app
     from service.settings import Settings, usable_cores
 
     given: dict[str, Any] = {
@@ -100,6 +99,10 @@ def serve(args: argparse.Namespace) -> int:
     # logs while reading the XLA cache (it tries text before binary), hence 3 by default.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if settings.workers == 1:
+        # Only here: with workers, the supervising process builds no app, and holds none of
+        # the libraries an app needs (each worker imports them itself).
+        from service.app import create_app
+
         uvicorn.run(
             create_app(settings),
             host=settings.host,

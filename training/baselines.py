@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 
-from chatbot.lexical import rowwise_dot
-from chatbot.scoring import candidate_count
 from training.sources.udc_csv import EvalRow
+
+# scikit-learn (and chatbot.scoring, which needs it) is imported where the scores are made:
+# the CLI reads BASELINES to build its parser, and `chatbot serve`'s supervising process,
+# which builds that parser too, should not hold scikit-learn, scipy and pandas.
 
 
 def tfidf_scores(rows: Sequence[EvalRow]) -> np.ndarray:
@@ -34,6 +35,11 @@ def tfidf_scores(rows: Sequence[EvalRow]) -> np.ndarray:
         ``(len(rows), n_candidates)`` float scores.
 
     """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from chatbot.lexical import rowwise_dot
+    from chatbot.scoring import candidate_count
+
     m = candidate_count([row.candidates for row in rows])
     contexts = [row.context for row in rows]
     candidates = [text for row in rows for text in row.candidates]
@@ -47,6 +53,8 @@ def tfidf_scores(rows: Sequence[EvalRow]) -> np.ndarray:
 
 def random_scores(rows: Sequence[EvalRow], seed: int = 0) -> np.ndarray:
     """Uniform random scores: the chance level (R10@1 about 0.1)."""
+    from chatbot.scoring import candidate_count
+
     shape = (len(rows), candidate_count([row.candidates for row in rows]))
     return np.random.default_rng(seed).random(shape)
 

@@ -53,7 +53,7 @@ def test_cut_postings_still_return_exact_cosines_best_first() -> None:
     rows = _rows(2000, 30, 0.2, seed=7)  # every word in ~400 responses
     postings = Postings.from_rows(rows)
     query = _rows(1, 30, 0.3, seed=8)
-    ids, cosines = postings.top(query, rows, 10, max_postings=50)
+    ids, cosines = postings.top(query, rows, 10, max_postings=50, full_read_df=0)
     exact = (rows @ query.T).toarray().ravel()
     np.testing.assert_allclose(cosines, exact[ids], rtol=1e-5)
     assert np.all(np.diff(cosines) <= 0) and len(set(ids.tolist())) == len(ids)
@@ -68,6 +68,26 @@ def test_cut_postings_still_return_exact_cosines_best_first() -> None:
     bound = float(query.data @ cut_weight)
     missed = np.setdiff1d(np.flatnonzero(exact > cosines[-1]), ids)
     assert np.all(exact[missed] <= cosines[-1] + bound + 1e-6)
+
+
+def test_a_word_in_few_responses_is_read_whole_whatever_its_share() -> None:
+    # Response 0 is long: its weight for each word is low, below the heaviest postings of
+    # every word. A query of many words gives each a share of a few postings only.
+    rng = np.random.default_rng(3)
+    dense = np.zeros((4000, 64), dtype=np.float32)
+    for r in range(1, 4000):  # short responses: two heavy words each (~125 a word)
+        dense[r, rng.choice(64, size=2, replace=False)] = 1.0
+    dense[0] = 1.0  # every word, lightly
+    rows = sp.csr_matrix(dense / np.linalg.norm(dense, axis=1, keepdims=True))
+    postings = Postings.from_rows(rows)
+    query = sp.csr_matrix(np.full((1, 64), 1 / 8, dtype=np.float32))  # 64 words, q_t² = 1/64
+    want_ids, _ = _brute(query, rows, 1)
+    assert want_ids.tolist() == [0]  # the long response shares every word: cosine 1
+    # Each word's share is MIN_SHARE (64) postings, the heaviest: never the long response's.
+    cut, _ = postings.top(query, rows, 1, budget=64, rescore=4, full_read_df=0)
+    whole, cosines = postings.top(query, rows, 1, budget=64, rescore=4, full_read_df=200)
+    assert cut.tolist() != [0]
+    assert whole.tolist() == [0] and cosines[0] == pytest.approx(1.0, abs=1e-5)
 
 
 def test_ties_are_broken_by_response_id() -> None:

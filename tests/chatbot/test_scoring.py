@@ -45,7 +45,9 @@ def test_hybrid_score_is_neural_plus_bias_plus_weighted_cosine() -> None:
 @pytest.mark.parametrize("depth", [4, 1000])
 def test_repository_ranking_matches_brute_force(hybrid, depth: int) -> None:
     artifact, index = hybrid
-    scorer = Scorer(artifact.encoder(), artifact.lexical, WEIGHT, rerank_depth=depth)
+    scorer = Scorer(
+        artifact.encoder(), artifact.lexical, WEIGHT, rerank_depth=depth, lexical_depth=depth
+    )
     contexts = [t.replace("__eou__", "__eou__ __eot__") for t in _texts(8, seed=2)]
     last_turns = [c.split(" __eou__")[0] for c in contexts]
     ranked = scorer.rank(contexts, last_turns, index, make_backend("numpy", index.vectors), k=5)

@@ -124,6 +124,10 @@ def test_workers_share_the_load_add_up_metrics_and_come_back_after_a_crash(tmp_p
             assert status == 200 and len(json.loads(body)["responses"]) == 2
         metrics = call(f"{url}/metrics")[1]
         assert 'chatbot_requests_total{route="/respond",status="200"} 6.0' in metrics
+        # The supervising process only watches its workers: none of the model's libraries
+        # (each would cost every deployment their memory once more).
+        assert _loaded_packages(server.pid) & HEAVY_PACKAGES == set()
+        assert all("tensorflow" in _loaded_packages(pid) for pid in worker_pids(server.pid))
 
         victim = min(worker_pids(server.pid))
         os.kill(victim, signal.SIGKILL)
@@ -140,3 +144,13 @@ def test_workers_share_the_load_add_up_metrics_and_come_back_after_a_crash(tmp_p
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+HEAVY_PACKAGES = {"tensorflow", "keras", "sklearn", "scipy", "pandas", "matplotlib", "faiss"}
+
+
+def _loaded_packages(pid: int) -> set[str]:
+    """The site-packages folders whose files (shared libraries) process ``pid`` has mapped."""
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    paths = (line.split()[-1] for line in maps if "site-packages/" in line)
+    return {path.split("site-packages/", 1)[1].split("/", 1)[0] for path in paths}
