@@ -174,7 +174,7 @@ def main() -> None:
         "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "chatbot-bench-served"
     )
     parser.add_argument("--no-before", action="store_true", help="skip the `before` line")
-    parser.add_argument("--recall-queries", type=int, default=50)
+    parser.add_argument("--recall-queries", type=int, default=100)
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
 

@@ -51,10 +51,11 @@ MAX_POSTINGS = 4096
 BUDGET = 32_768
 # The fewest postings a query word gets from the budget.
 MIN_SHARE = 64
-# A word in at most this many responses is read whole, whatever its share of the budget. A
-# long response spreads its weight over many words, so it sits below the heaviest postings
-# of each: with 40+ query words the shares alone missed 0.15 of the exact lexical top-10.
-FULL_READ_DF = 16_384
+# A word in at most this share of the responses (idf of ln 64 and more: an informative word)
+# is read whole, whatever its share of the budget. A long response spreads its weight over
+# many words, so it sits below the heaviest postings of each: at 1M responses, contexts of
+# 40+ words missed 0.15 of their exact lexical top-10 on the shares alone.
+FULL_READ_SHARE = 1 / 64
 # Candidates (by partial sum) whose exact cosine is computed, per response wanted.
 RESCORE_FACTOR = 16
 
@@ -115,7 +116,7 @@ class Postings:
         max_postings: int = MAX_POSTINGS,
         rescore: int | None = None,
         budget: int | None = BUDGET,
-        full_read_df: int = FULL_READ_DF,
+        full_read_share: float = FULL_READ_SHARE,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` responses of highest TF-IDF cosine with one query, best first.
 
@@ -124,11 +125,13 @@ class Postings:
             rows: the responses' TF-IDF rows, for the exact cosines of the candidates.
             n: responses wanted (fewer come back when fewer share a word with the query).
             max_postings: postings read per query word.
-            rescore: candidates re-scored exactly; default ``RESCORE_FACTOR × n``.
+            rescore: the most candidates re-scored exactly; default ``RESCORE_FACTOR × n``.
+                Only those whose partial sum plus what the unread postings could add
+                reaches the ``n``-th best partial sum are.
             budget: postings read in all, shared by squared query weight (at least
                 ``MIN_SHARE`` a word); ``None`` reads ``max_postings`` of every word.
-            full_read_df: with a budget, words in at most this many responses are read
-                whole (past ``max_postings`` too).
+            full_read_share: with a budget, words in at most this share of the responses
+                are read whole (past ``max_postings`` too).
 
         Returns:
             ``(ids, cosines)``: int64 and float32 arrays, highest cosine first (ties by id).
@@ -142,9 +145,11 @@ class Postings:
         if budget is not None:
             share = np.ceil(budget * q.astype(np.float64) ** 2).astype(np.int64)
             lengths = np.minimum(lengths, np.maximum(share, MIN_SHARE))
-            lengths = np.where(df <= full_read_df, df, lengths)
+            lengths = np.where(df <= full_read_share * rows.shape[0], df, lengths)
         if int(lengths.sum()) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        cut = lengths < df  # the first unread posting is the heaviest unread one
+        slack = float(q[cut] @ self.weights[starts[cut] + lengths[cut]]) if cut.any() else 0.0
         candidates, cosines = top_candidates(
             self.ids,
             self.weights,
@@ -152,6 +157,8 @@ class Postings:
             np.asarray(lengths, dtype=np.int64),
             q,
             words.astype(np.int64),
+            n,
+            slack,
             rescore if rescore is not None else RESCORE_FACTOR * n,
             rows.indptr,
             rows.indices,

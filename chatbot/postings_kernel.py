@@ -12,7 +12,7 @@ Example:
     >>> ids, cos = top_candidates(
     ...     np.array([0, 2, 1, 2], np.int32), np.array([0.9, 0.5, 0.8, 0.4], np.float32),
     ...     np.array([0, 2]), np.array([2, 2]), np.array([1.0, 0.5], np.float32),
-    ...     np.array([0, 1]), 2,
+    ...     np.array([0, 1]), 2, 0.0, 2,
     ...     np.array([0, 1, 2, 4]), np.array([0, 1, 0, 1], np.int32),
     ...     np.array([1.0, 1.0, 0.6, 0.8], np.float32), 2)
     >>> sorted(zip(ids.tolist(), cos.round(2).tolist()))
@@ -26,6 +26,7 @@ import numpy as np
 
 _EMPTY = -1
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: spreads consecutive ids
+_ROUNDING = 1e-5  # above any float32 rounding of a cosine (a sum of terms below 1)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -36,19 +37,29 @@ def top_candidates(
     lengths: np.ndarray,
     q: np.ndarray,
     words: np.ndarray,
+    wanted: int,
+    slack: float,
     keep: int,
     row_indptr: np.ndarray,
     row_indices: np.ndarray,
     row_data: np.ndarray,
     n_words: int,
 ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled; tested through Postings
-    """The ``keep`` responses of highest partial sum, and their exact cosines (any order).
+    """The responses of highest partial sum that can be among the ``wanted`` best, at most
+    ``keep`` of them, and their exact cosines (any order).
+
+    A response's exact cosine is at least its partial sum and at most that plus ``slack``
+    (what the unread postings can add), so one whose partial sum is more than ``slack``
+    below the ``wanted``-th best can never reach the ``wanted`` best and is not re-scored:
+    with nothing cut (``slack`` 0) only the ``wanted`` best (and ties) are.
 
     Args:
         ids, weights: the postings (response id and weight, heaviest first per word).
         starts, lengths: for each query word, where its postings start and how many to read.
         q: the query's word weights (an L2-normalised row); ``words``: their columns.
-        keep: candidates to re-score.
+        wanted: responses the caller will keep.
+        slack: the most the unread postings can add to any response's partial sum.
+        keep: the most candidates to re-score.
         row_indptr, row_indices, row_data: the responses' TF-IDF rows (CSR).
         n_words: the width of those rows.
     """
@@ -79,6 +90,14 @@ def top_candidates(
     sums = np.empty(n_found, dtype=np.float32)
     for i in range(n_found):
         sums[i] = slot_sum[found[i]]
+    if n_found > wanted > 0:
+        # Less a little more than the slack: the sums are float32, rounded in another order
+        # than the cosines computed from the rows.
+        floor = -np.partition(-sums, wanted - 1)[wanted - 1] - slack - _ROUNDING
+        reachable = 0
+        for i in range(n_found):
+            reachable += sums[i] >= floor
+        keep = min(keep, max(wanted, reachable))
     chosen = np.empty(min(keep, n_found), dtype=np.int64)
     if n_found > keep:
         threshold = -np.partition(-sums, keep - 1)[keep - 1]
@@ -107,3 +126,38 @@ def top_candidates(
             s += dense_query[row_indices[j]] * row_data[j]
         cosines[i] = s
     return chosen, cosines
+
+
+@numba.njit(cache=True, nogil=True)
+def owned_cosines(
+    row_indptr: np.ndarray,
+    row_indices: np.ndarray,
+    row_data: np.ndarray,
+    ids: np.ndarray,
+    owner: np.ndarray,
+    query_indptr: np.ndarray,
+    query_indices: np.ndarray,
+    query_data: np.ndarray,
+    n_words: int,
+) -> np.ndarray:  # pragma: no cover - compiled; tested through chatbot.scoring
+    """The TF-IDF cosine of each response ``ids[i]`` with query row ``owner[i]``: the rows'
+    and the queries' CSR arrays in, one float32 per pair out, summed in row order as
+    :func:`top_candidates` sums its re-scored cosines (the fusion mixes the two)."""
+    out = np.empty(len(ids), dtype=np.float32)
+    dense = np.zeros(n_words, dtype=np.float32)  # the current query, spread out
+    current = -1
+    for j in np.argsort(owner, kind="mergesort"):
+        o = owner[j]
+        if o != current:
+            if current >= 0:
+                for p in range(query_indptr[current], query_indptr[current + 1]):
+                    dense[query_indices[p]] = 0.0
+            for p in range(query_indptr[o], query_indptr[o + 1]):
+                dense[query_indices[p]] = query_data[p]
+            current = o
+        r = ids[j]
+        s = np.float32(0.0)
+        for p in range(row_indptr[r], row_indptr[r + 1]):
+            s += dense[row_indices[p]] * row_data[p]
+        out[j] = s
+    return out

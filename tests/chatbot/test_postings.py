@@ -53,7 +53,7 @@ def test_cut_postings_still_return_exact_cosines_best_first() -> None:
     rows = _rows(2000, 30, 0.2, seed=7)  # every word in ~400 responses
     postings = Postings.from_rows(rows)
     query = _rows(1, 30, 0.3, seed=8)
-    ids, cosines = postings.top(query, rows, 10, max_postings=50, full_read_df=0)
+    ids, cosines = postings.top(query, rows, 10, max_postings=50, full_read_share=0)
     exact = (rows @ query.T).toarray().ravel()
     np.testing.assert_allclose(cosines, exact[ids], rtol=1e-5)
     assert np.all(np.diff(cosines) <= 0) and len(set(ids.tolist())) == len(ids)
@@ -84,8 +84,8 @@ def test_a_word_in_few_responses_is_read_whole_whatever_its_share() -> None:
     want_ids, _ = _brute(query, rows, 1)
     assert want_ids.tolist() == [0]  # the long response shares every word: cosine 1
     # Each word's share is MIN_SHARE (64) postings, the heaviest: never the long response's.
-    cut, _ = postings.top(query, rows, 1, budget=64, rescore=4, full_read_df=0)
-    whole, cosines = postings.top(query, rows, 1, budget=64, rescore=4, full_read_df=200)
+    cut, _ = postings.top(query, rows, 1, budget=64, rescore=4, full_read_share=0)
+    whole, cosines = postings.top(query, rows, 1, budget=64, rescore=4, full_read_share=0.05)
     assert cut.tolist() != [0]
     assert whole.tolist() == [0] and cosines[0] == pytest.approx(1.0, abs=1e-5)
 
@@ -140,3 +140,24 @@ def test_responses_far_apart_in_a_large_repository_are_summed_apart() -> None:
     want_ids, want = _brute(query, rows, 6)
     assert ids.tolist() == want_ids.tolist()
     np.testing.assert_allclose(cosines, want, rtol=1e-5)
+
+
+def test_only_candidates_that_can_still_reach_the_best_are_re_scored() -> None:
+    from chatbot.postings_kernel import top_candidates
+
+    # One word, five responses, read whole: the partial sums are the cosines.
+    ids = np.array([4, 3, 2, 1, 0], dtype=np.int32)
+    weights = np.array([0.9, 0.8, 0.5, 0.2, 0.1], dtype=np.float32)
+    rows = sp.csr_matrix(weights[::-1].reshape(-1, 1))  # response r's weight, by id
+
+    def rescored(slack: float) -> list[int]:
+        found, cosines = top_candidates(
+            ids, weights, np.array([0]), np.array([5]), np.array([1.0], np.float32),
+            np.array([0]), 2, slack, 5, rows.indptr, rows.indices, rows.data, 1,
+        )  # fmt: skip
+        np.testing.assert_allclose(cosines, rows.toarray()[found, 0], rtol=1e-6)
+        return sorted(found.tolist())
+
+    assert rescored(0.0) == [3, 4]  # nothing unread: the 2 best are all there is to re-score
+    assert rescored(0.35) == [2, 3, 4]  # 0.5 + 0.35 could still pass the 2nd best (0.8)
+    assert rescored(10.0) == [0, 1, 2, 3, 4]  # anything could: up to keep (5)
