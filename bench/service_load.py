@@ -15,13 +15,14 @@ Requests are the repository corpus's real contexts (``bench/_served_corpus.py``)
 (markers removed), so the handler normalises them as it would a user's.
 
 The load generator is ``wrk`` (a C client, one thread, a Lua script cycling through 512
-prepared bodies) when installed, else an async httpx client in this process. Each phase lasts
-``--seconds`` after ``--warmup`` unmeasured seconds, ``--rounds`` times; each cell reports its
-median round. Per phase it reads from ``/metrics`` (summed over workers) the model calls, mean
-batch size and the mean time of each stage (normalise per request; encode, neural search,
-lexical search, fusion and filters per model call), and from ``/proc`` the server's memory:
-the PSS of all its processes added up (shared pages, such as the memory-mapped index, count
-once in all) and, for reference, their RSS added up.
+prepared bodies) when installed, else an async httpx client in this process. Each phase
+lasts ``--seconds`` after ``--warmup`` unmeasured seconds, ``--rounds`` times; each cell
+reports its median round by throughput (of an even count, the faster middle one). Per phase
+it reads from ``/metrics`` (summed over workers) the model calls, mean batch size and the
+mean time of each stage (normalise per request; encode, neural search, lexical search,
+fusion and filters per model call), and from ``/proc`` the server's memory: the PSS of all
+its processes added up (shared pages, such as the memory-mapped index, count once in all)
+and, for reference, their RSS added up.
 
 Goals (issue 8; 2 cores, hybrid, 1M): 1 client p99 <= 60 ms; 32 clients without errors,
 p99 <= 500 ms and >= 4x the 1-client throughput; all server processes <= 2.5 GB.
@@ -304,7 +305,8 @@ def run_variant(args, n: int, variant: str, bodies_file: Path, bodies: list[dict
                 runs.append((result, delta))
                 report(n, variant, clients, r, result, delta)
             runs.sort(key=lambda run: run[0].ok / run[0].wall_s)
-            result, _ = runs[len(runs) // 2]  # the median round by throughput
+            # The median round by throughput; of an even count, the faster middle one.
+            result, _ = runs[len(runs) // 2]
             pss, rss = tree_memory_mb(server.process.pid)
             rows.append((n, variant, clients, result.ok, len(result.errors), result.p50_ms,
                          result.p99_ms, result.ok / result.wall_s, pss, rss))  # fmt: skip
@@ -378,7 +380,8 @@ def main() -> None:
             rows += run_variant(args, n, variant, bodies_file, bodies)
 
     print(
-        f"\nsummary ({args.client}; latency as the client saw it; median of {args.rounds} rounds)"
+        f"\nsummary ({args.client}; latency as the client saw it; median of {args.rounds} rounds"
+        f"{', the faster middle one' if args.rounds % 2 == 0 else ''})"
     )
     print(f"{'N':>9} {'variant':>9} {'clients':>7} {'ok':>6} {'err':>4} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'req/s':>7} {'PSS MiB':>8} {'RSS MiB':>8}")  # fmt: skip
