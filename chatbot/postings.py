@@ -7,10 +7,10 @@ with every response row touches every response that shares any word, common ones
 (response ids and weights) are stored heaviest first ("impact order"), and a query reads a
 :data:`BUDGET` of postings shared among its words by squared weight, at most
 ``max_postings`` per word: all of a rare word's, the heaviest of a common word's; a word in
-at most :data:`FULL_READ_DF` responses is read whole. The partial sums pick ``rescore``
-candidates, whose exact cosines are then computed from their rows; the best ``n`` are
-returned. This module plans what a query reads; the reading, summing and
-re-scoring is a compiled loop (:mod:`chatbot.postings_kernel`).
+at most :data:`FULL_READ_SHARE` of the responses is read whole. The partial sums pick the
+candidates that can still reach the best ``n`` (at most ``rescore``), whose exact cosines are
+then computed from their rows; the best ``n`` are returned. This module plans what a query
+reads; the reading, summing and re-scoring is a compiled loop (:mod:`chatbot.postings_kernel`).
 
 What a response can lose: for each word whose postings were cut, at most ``q_t`` times the
 weight at the cut. Those words are the common ones, whose idf and so weight is low; the

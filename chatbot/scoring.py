@@ -12,9 +12,9 @@ three parts (the neural encoder, the fitted TF-IDF model, the weight) and applie
   what the weight tuning fits (on the neural part alone, whatever weight a model already has);
 * :meth:`Scorer.rank` searches a pre-encoded repository (serving): the union of the best
   :data:`RERANK_DEPTH` responses by the neural part and :data:`LEXICAL_DEPTH` by the
-  lexical one is re-scored exactly. The neural part's best
-  come from the search backend; the lexical part's from the index's postings
-  (:mod:`chatbot.postings`), which read only the heaviest postings of common words.
+  lexical one is re-scored exactly. The neural part's best come from the search backend; the
+  lexical part's from the index's postings (:mod:`chatbot.postings`), which read only the
+  heaviest postings of common words.
   Whenever the model has a TF-IDF model (hybrid or not) and the index its rows, it never
   returns a response whose cosine with the user's last turn reaches the model's
   ``echo_cosine`` (a restatement).
