@@ -7,7 +7,7 @@ a CPU above 4M numbers), and answers the benchmark's real contexts in batches of
 
 Per configuration it prints p50/p99 milliseconds per call, and the p50 of each stage:
 normalise (in the request handler, per context), encode, neural search, lexical search,
-fusion and filters (on the model thread). Two reference lines run in the same process:
+fusion and filters (on the model thread). Reference lines run in the same process:
 
 * ``before``: the same model and index with the lexical search as it was (the context's
   TF-IDF row times every response row, then a sort of the non-zeros); the ratio column is

@@ -90,6 +90,7 @@ def top_candidates(
     sums = np.empty(n_found, dtype=np.float32)
     for i in range(n_found):
         sums[i] = slot_sum[found[i]]
+    floor = -np.inf  # candidates are the partial sums from here up (or the keep best)
     if n_found > wanted > 0:
         # Less a little more than the slack: the sums are float32, rounded in another order
         # than the cosines computed from the rows.
@@ -97,12 +98,21 @@ def top_candidates(
         reachable = 0
         for i in range(n_found):
             reachable += sums[i] >= floor
-        keep = min(keep, max(wanted, reachable))
+        if reachable <= keep:
+            keep = reachable  # every reachable one: the floor picks them, no second partition
+        else:
+            floor = -np.inf
     chosen = np.empty(min(keep, n_found), dtype=np.int64)
-    if n_found > keep:
+    if np.isfinite(floor) or n_found <= keep:
+        m = 0
+        for i in range(n_found):
+            if sums[i] >= floor:
+                chosen[m] = slot_id[found[i]]
+                m += 1
+    else:  # the keep best: above the keep-th best sum, then ties up to keep
         threshold = -np.partition(-sums, keep - 1)[keep - 1]
         m = 0
-        for i in range(n_found):  # above the threshold, then ties up to keep
+        for i in range(n_found):
             if sums[i] > threshold:
                 chosen[m] = slot_id[found[i]]
                 m += 1
@@ -112,19 +122,12 @@ def top_candidates(
             if sums[i] == threshold:
                 chosen[m] = slot_id[found[i]]
                 m += 1
-    else:
-        for i in range(n_found):
-            chosen[i] = slot_id[found[i]]
     dense_query = np.zeros(n_words, dtype=np.float32)
     for t in range(len(words)):
         dense_query[words[t]] = q[t]
     cosines = np.empty(len(chosen), dtype=np.float32)
     for i in range(len(chosen)):
-        r = chosen[i]
-        s = np.float32(0.0)
-        for j in range(row_indptr[r], row_indptr[r + 1]):
-            s += dense_query[row_indices[j]] * row_data[j]
-        cosines[i] = s
+        cosines[i] = _row_dot(row_indptr, row_indices, row_data, chosen[i], dense_query)
     return chosen, cosines
 
 
@@ -141,8 +144,8 @@ def owned_cosines(
     n_words: int,
 ) -> np.ndarray:  # pragma: no cover - compiled; tested through chatbot.scoring
     """The TF-IDF cosine of each response ``ids[i]`` with query row ``owner[i]``: the rows'
-    and the queries' CSR arrays in, one float32 per pair out, summed in row order as
-    :func:`top_candidates` sums its re-scored cosines (the fusion mixes the two)."""
+    and the queries' CSR arrays in, one float32 per pair out (:func:`_row_dot`, as
+    :func:`top_candidates` re-scores)."""
     out = np.empty(len(ids), dtype=np.float32)
     dense = np.zeros(n_words, dtype=np.float32)  # the current query, spread out
     current = -1
@@ -155,9 +158,17 @@ def owned_cosines(
             for p in range(query_indptr[o], query_indptr[o + 1]):
                 dense[query_indices[p]] = query_data[p]
             current = o
-        r = ids[j]
-        s = np.float32(0.0)
-        for p in range(row_indptr[r], row_indptr[r + 1]):
-            s += dense[row_indices[p]] * row_data[p]
-        out[j] = s
+        out[j] = _row_dot(row_indptr, row_indices, row_data, ids[j], dense)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_dot(
+    row_indptr: np.ndarray, row_indices: np.ndarray, row_data: np.ndarray, r: int, dense: np.ndarray
+) -> np.float32:  # pragma: no cover - compiled
+    """Row ``r`` of a CSR matrix times a dense query, summed in row order in float32: the one
+    cosine both kernels compute, so that theirs agree to the bit (the fusion mixes them)."""
+    s = np.float32(0.0)
+    for p in range(row_indptr[r], row_indptr[r + 1]):
+        s += dense[row_indices[p]] * row_data[p]
+    return s

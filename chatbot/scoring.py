@@ -50,7 +50,8 @@ if TYPE_CHECKING:
 # part goes deeper: a long context's best TF-IDF matches are many near ties, and at 1M
 # responses the exact hybrid top-10 held more of them below the 256th than neural ones
 # (recall@10 of exact 0.980 with 256 of each, 0.990 with 384 lexical, which cost about 0.5 ms
-# a context; 384 of each, 0.992 for 2 ms more: docs/performance.md).
+# a context; 384 of each, 0.992 for 2 ms more; 0.987 served, with the cap on whole reads of
+# chatbot.postings: docs/performance.md).
 RERANK_DEPTH = 256
 LEXICAL_DEPTH = 384
 # Rows scored at once by Scorer.parts: bounds its (rows, candidates, dim) gather.
