@@ -73,7 +73,9 @@ class Artifact:
 
     def encoder(self, jit_compile: bool = True) -> TextEncoder:
         """The neural part: texts in, vectors out."""
-        return TextEncoder(self.model, self.vocab, self.config, jit_compile=jit_compile)
+        return TextEncoder(
+            self.model, self.vocab, self.config, jit_compile=jit_compile, weights_fixed=True
+        )
 
     def scorer(self, jit_compile: bool = True) -> Scorer:
         """The model's full score (neural, plus the TF-IDF part of a hybrid model)."""

@@ -170,8 +170,24 @@ class Postings:
             rows.data,
             rows.shape[1],
         )
-        order = np.lexsort((candidates, -cosines))[:n]
+        order = _best_first(candidates, cosines, n)
         return candidates[order], cosines[order]
+
+
+def _best_first(ids: np.ndarray, cosines: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the ``n`` highest ``cosines``, highest first, ties by id: the first ``n``
+    of a lexsort of all, from a partition and a sort of those at or above the ``n``-th
+    (re-scoring leaves thousands of candidates; a lexsort of them all cost 0.75 ms).
+
+    Example:
+        >>> _best_first(np.array([5, 3, 9, 1]), np.array([0.2, 0.7, 0.7, 0.1]), 2).tolist()
+        [1, 2]
+    """
+    if len(ids) > n > 0:
+        nth = cosines[np.argpartition(-cosines, n - 1)[n - 1]]
+        at_least = np.flatnonzero(cosines >= nth)
+        return at_least[np.lexsort((ids[at_least], -cosines[at_least]))][:n]
+    return np.lexsort((ids, -cosines))[:n]
 
 
 def _read_whole(df: np.ndarray, max_df: float) -> np.ndarray:

@@ -31,6 +31,30 @@ def test_a_recycled_encoder_computes_what_a_fresh_one_does(tmp_path):
     )
 
 
+def test_a_fixed_bias_is_read_once_and_again_after_recycling(tmp_path):
+    old = load_artifact(tiny_artifact(tmp_path / "a", seed=0))
+    new = load_artifact(tiny_artifact(tmp_path / "b", seed=1))
+    old.model.b.assign(0.5)
+    spare = old.encoder()
+    assert spare.bias == 0.5
+    old.model.b.assign(0.75)  # a loaded artifact's weights do not change: the read stands
+    assert spare.bias == 0.5
+
+    new.model.b.assign(1.25)
+    assert spare.recycled_for(new.model, new.vocab, new.config).bias == 1.25
+
+
+def test_an_encoder_of_a_model_in_training_follows_its_bias(tmp_path):
+    from chatbot.encoder import TextEncoder
+
+    artifact = load_artifact(tiny_artifact(tmp_path / "a", seed=0))
+    encoder = TextEncoder(artifact.model, artifact.vocab, artifact.config, jit_compile=False)
+    artifact.model.b.assign(0.5)
+    assert encoder.bias == 0.5
+    artifact.model.b.assign(0.75)
+    assert encoder.bias == 0.75
+
+
 @pytest.mark.parametrize(
     "mine,theirs",
     [

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from chatbot.postings import Postings
+from chatbot.postings import Postings, _best_first
 
 
 def _rows(n: int, words: int, density: float, seed: int) -> sp.csr_matrix:
@@ -161,3 +161,16 @@ def test_only_candidates_that_can_still_reach_the_best_are_re_scored() -> None:
     assert rescored(0.0) == [3, 4]  # nothing unread: the 2 best are all there is to re-score
     assert rescored(0.35) == [2, 3, 4]  # 0.5 + 0.35 could still pass the 2nd best (0.8)
     assert rescored(10.0) == [0, 1, 2, 3, 4]  # anything could: up to keep (5)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_best_first_is_the_head_of_a_full_sort_ties_by_id(seed: int) -> None:
+    """The partition-then-sort selection returns exactly the first n of a lexsort of all
+    candidates, with many tied cosines at the cut."""
+    rng = np.random.default_rng(seed)
+    for _ in range(300):
+        m, n = int(rng.integers(0, 800)), int(rng.integers(0, 300))
+        ids = rng.permutation(10_000)[:m]
+        cosines = np.round(rng.random(m), int(rng.integers(1, 3))).astype(np.float32)
+        expected = np.lexsort((ids, -cosines))[:n]
+        assert np.array_equal(_best_first(ids, cosines, n), expected)
