@@ -37,6 +37,8 @@ NormalizationMode = Literal["udc", "tokenize", "none"]
 MODES: tuple[str, ...] = ("udc", "tokenize", "none")
 
 _WHITESPACE = re.compile(r"\s+")
+# The flags of a compiled pattern that `re` understands (NLTK's `regex` patterns carry more).
+_RE_FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE | re.ASCII | re.UNICODE
 
 
 @functools.cache
@@ -63,9 +65,6 @@ def _word_tokenizer() -> NLTKWordTokenizer:
         if name.isupper():  # the pattern tables: STARTING_QUOTES, PUNCTUATION, ...
             setattr(tokenizer, name, _on_stdlib_re(getattr(NLTKWordTokenizer, name)))
     return tokenizer
-
-
-_RE_FLAGS = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE | re.ASCII | re.UNICODE
 
 
 def _on_stdlib_re(table: object) -> object:

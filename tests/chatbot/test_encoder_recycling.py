@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from chatbot.artifact import load_artifact
+from chatbot.encoder import TextEncoder
 from chatbot.ranker import Ranker
 from tests.helpers import tiny_artifact, tiny_bundle, tiny_config
 
@@ -45,8 +46,6 @@ def test_a_fixed_bias_is_read_once_and_again_after_recycling(tmp_path):
 
 
 def test_an_encoder_of_a_model_in_training_follows_its_bias(tmp_path):
-    from chatbot.encoder import TextEncoder
-
     artifact = load_artifact(tiny_artifact(tmp_path / "a", seed=0))
     encoder = TextEncoder(artifact.model, artifact.vocab, artifact.config, jit_compile=False)
     artifact.model.b.assign(0.5)
