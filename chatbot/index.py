@@ -229,8 +229,11 @@ def load_index(
     vectors = np.load(path / vectors_file, mmap_mode="c")
     texts = JsonlTexts(path / TEXTS)
     normalized = JsonlTexts(path / NORMALIZED) if has_normalized else None
-    if normalized is not None and len(normalized) != len(texts):
-        raise IndexLoadError(f"{path}: {len(normalized)} normalised texts, {len(texts)} texts")
+    # Counted, not indexed: serving reads the normalised texts only for an edit of the index.
+    if normalized is not None and normalized.line_count() != len(texts):
+        raise IndexLoadError(
+            f"{path}: {normalized.line_count()} normalised texts, {len(texts)} texts"
+        )
     if vectors.shape != (manifest["n"], manifest["dim"]) or len(texts) != manifest["n"]:
         raise IndexLoadError(
             f"{path}: holds {vectors.shape} vectors and {len(texts)} texts, manifest says "

@@ -42,30 +42,48 @@ class JsonlTexts(Sequence[str]):
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._offsets: tuple[np.ndarray, np.ndarray] | None = None
+        self._ends: np.ndarray | None = None
         self._data: mmap.mmap | bytes = b""
 
-    def _lines(self) -> tuple[np.ndarray, np.ndarray]:
-        """Where each line starts and ends, found on first use by reading the file (not
-        through the mapping, so that only the lines shown are ever mapped in)."""
-        if self._offsets is None:
-            ends_found, size = [], 0
-            with self.path.open("rb") as f:
-                for block in iter(lambda: f.read(_BLOCK), b""):
-                    newlines = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
-                    ends_found.append(newlines + size)
-                    size += len(block)
-                if size:
-                    self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            ends = np.concatenate(ends_found) if ends_found else np.zeros(0, np.int64)
+    def _blocks(self) -> Iterator[tuple[int, np.ndarray]]:
+        """``(offset, block)`` over the file, read (not mapped: only the lines shown are ever
+        mapped in), :data:`_BLOCK` bytes at a time."""
+        offset = 0
+        with self.path.open("rb") as f:
+            for block in iter(lambda: f.read(_BLOCK), b""):
+                yield offset, np.frombuffer(block, dtype=np.uint8)
+                offset += len(block)
+
+    def _line_ends(self) -> np.ndarray:
+        """Where each line ends (its newline, or the end of the file), found on first use.
+        Only the ends are kept (8 bytes a line): line ``i`` starts after line ``i - 1``."""
+        if self._ends is None:
+            found, size = [], 0
+            for offset, block in self._blocks():
+                found.append(np.flatnonzero(block == 10) + offset)
+                size = offset + len(block)
+            ends = np.concatenate(found).astype(np.int64) if found else np.zeros(0, np.int64)
             if size and (not len(ends) or ends[-1] != size - 1):  # a last line without "\n"
                 ends = np.append(ends, size)
-            starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
-            self._offsets = (starts, ends.astype(np.int64))
-        return self._offsets
+            if size:
+                with self.path.open("rb") as f:
+                    self._data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            self._ends = ends
+        return self._ends
+
+    def line_count(self) -> int:
+        """How many lines the file has, without keeping where they are (for a file that
+        may never be read, such as an index's normalised texts while it serves)."""
+        if self._ends is not None:
+            return len(self._ends)
+        count, last = 0, 10
+        for _, block in self._blocks():
+            count += int(np.count_nonzero(block == 10))
+            last = int(block[-1])
+        return count + (last != 10)  # a last line without "\n"
 
     def __len__(self) -> int:
-        return len(self._lines()[1])
+        return len(self._line_ends())
 
     @overload
     def __getitem__(self, i: int) -> str: ...
@@ -76,9 +94,10 @@ class JsonlTexts(Sequence[str]):
     def __getitem__(self, i: int | slice) -> str | list[str]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        starts, ends = self._lines()
+        ends = self._line_ends()
         line = range(len(ends))[i]  # negative indexes, and IndexError past the end
-        raw = self._data[starts[line] : ends[line]]
+        start = int(ends[line - 1]) + 1 if line else 0
+        raw = self._data[start : ends[line]]
         try:
             text = json.loads(raw)
         except json.JSONDecodeError as exc:

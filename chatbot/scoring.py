@@ -28,7 +28,11 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable, Sequence
+from concurrent import futures
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -43,6 +47,7 @@ from chatbot.timing import StageTimes
 
 if TYPE_CHECKING:
     from chatbot.index import ResponseIndex
+    from chatbot.postings import Postings
     from chatbot.search import SearchBackend
 
 # A hybrid model re-ranks, for each context, the union of the repository's top RERANK_DEPTH
@@ -201,6 +206,12 @@ class Scorer:
         self.rerank_depth = rerank_depth
         self.lexical_depth = lexical_depth
 
+    @functools.cached_property
+    def _lexical_thread(self) -> ThreadPoolExecutor:
+        """Where :meth:`rank` runs a hybrid model's lexical search; made on first use (in
+        the process that ranks), its thread ends when the scorer is collected."""
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="lexical-search")
+
     @property
     def is_hybrid(self) -> bool:
         return self.lexical is not None and self.lexical_weight > 0
@@ -301,10 +312,10 @@ class Scorer:
                 search, fusion and filters).
         """
         times = times if times is not None else StageTimes()
+        if self.is_hybrid:
+            return self._rank_hybrid(contexts, last_turns, repository, backend, k, times)
         with times.stage("encode"):
             queries = self.encoder.encode_contexts(contexts)  # (n, d) cM
-        if self.is_hybrid:
-            return self._rank_hybrid(contexts, last_turns, queries, repository, backend, k, times)
         echo = self._echo_rule(repository, last_turns)
         # With the echo rule some of the best are left out: look a little deeper.
         depth = min(len(repository), k if echo is None else _echo_depth(k))
@@ -318,15 +329,19 @@ class Scorer:
             return _best_per_row(scores + np.float32(self.bias), ids, keep, k)
 
     def _echo_rule(
-        self, repository: ResponseIndex, last_turns: Sequence[str]
+        self,
+        repository: ResponseIndex,
+        last_turns: Sequence[str],
+        last_rows: sp.csr_matrix | None = None,
     ) -> Callable[..., np.ndarray] | None:
         """``(context numbers, repository ids[, their TF-IDF rows]) -> mask of the pairs whose
         response does not restate that context's last turn``, or ``None`` when the rule is off
-        or cannot apply (no TF-IDF model or rows). Pairs of a whole batch are judged at once."""
+        or cannot apply (no TF-IDF model or rows). Pairs of a whole batch are judged at once.
+        ``last_rows``: the last turns' TF-IDF rows, when made already."""
         lexical, rows = self.lexical, repository.lexical
         if lexical is None or rows is None or self.echo_cosine > 1.0:
             return None
-        last = lexical.transform(last_turns)  # (n, V)
+        last = last_rows if last_rows is not None else lexical.transform(last_turns)  # (n, V)
 
         def keep(owner: np.ndarray, ids: np.ndarray) -> np.ndarray:
             return _owned_cosines(rows, ids, last, owner) < self.echo_cosine
@@ -337,7 +352,6 @@ class Scorer:
         self,
         contexts: Sequence[str],
         last_turns: Sequence[str],
-        queries: np.ndarray,
         repository: ResponseIndex,
         backend: SearchBackend,
         k: int,
@@ -346,14 +360,24 @@ class Scorer:
         lexical, rows, postings = self.lexical, repository.lexical, repository.postings
         if lexical is None or rows is None or postings is None:
             raise ValueError("a hybrid model needs an index with lexical (TF-IDF) rows")
-        depth = min(len(repository), max(k, self.rerank_depth))
-        with times.stage("neural search"):
-            _, neural_ids = backend.search(queries, depth)  # (n, depth)
-        with times.stage("lexical search"):
-            context_rows = lexical.transform(contexts)  # (n, V)
-            # Each found response comes with its exact cosine, which the fusion reuses.
-            lexical_depth = min(len(repository), max(k, self.lexical_depth))
-            found = [postings.top(row, rows, lexical_depth) for row in context_rows]
+        # The lexical search needs only the texts: it runs on a thread of its own while this
+        # one encodes and searches the vectors (the kernel, faiss and TensorFlow release the
+        # GIL), so that a lone request uses two cores: at 1M one client got 44 req/s instead
+        # of 33, and 32 clients no fewer (docs/performance.md). Its stage's figure is its own.
+        lexical_depth = min(len(repository), max(k, self.lexical_depth))
+        lexical_part = self._lexical_thread.submit(
+            _lexical_search, lexical, postings, rows, contexts, last_turns, lexical_depth
+        )
+        try:
+            with times.stage("encode"):
+                queries = self.encoder.encode_contexts(contexts)  # (n, d) cM
+            depth = min(len(repository), max(k, self.rerank_depth))
+            with times.stage("neural search"):
+                _, neural_ids = backend.search(queries, depth)  # (n, depth)
+        finally:
+            futures.wait([lexical_part])  # an error here is raised once that thread is done
+        context_rows, last_rows, found, lexical_seconds = lexical_part.result()
+        times.seconds["lexical search"] = times.seconds.get("lexical search", 0.0) + lexical_seconds
         with times.stage("fusion and filters"):
             ids, cosine = _fused_candidates(neural_ids, found, rows, context_rows)
             keep = ids >= 0
@@ -362,10 +386,28 @@ class Scorer:
             neural = np.einsum("md,md->m", vectors, queries[owner])
             scores = np.full(ids.shape, -np.inf, dtype=np.float32)
             scores[keep] = hybrid_score(neural, cosine[keep], self.lexical_weight, self.bias)
-            echo = self._echo_rule(repository, last_turns)
+            echo = self._echo_rule(repository, last_turns, last_rows)
             if echo is None:
                 return _best_per_row(scores, ids, keep, k)
             return _best_unechoed(scores, ids, keep, k, echo)
+
+
+def _lexical_search(
+    lexical: TfidfModel,
+    postings: Postings,
+    rows: sp.csr_matrix,
+    contexts: Sequence[str],
+    last_turns: Sequence[str],
+    depth: int,
+) -> tuple[sp.csr_matrix, sp.csr_matrix, list[tuple[np.ndarray, np.ndarray]], float]:
+    """The TF-IDF rows of the contexts and of their last turns (for the echo rule), each
+    context's ``depth`` best responses by cosine with their exact cosines (which the fusion
+    reuses), and the seconds it took."""
+    start = time.perf_counter()
+    both = lexical.transform([*contexts, *last_turns])  # one call: each costs checks
+    context_rows, last_rows = both[: len(contexts)], both[len(contexts) :]
+    found = [postings.top(row, rows, depth) for row in context_rows]
+    return context_rows, last_rows, found, time.perf_counter() - start
 
 
 def _fused_candidates(

@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 _bearer = HTTPBearer(auto_error=False, description="the service's CHATBOT_ADMIN_TOKEN")
 
 
-def require_admin(
+async def require_admin(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:

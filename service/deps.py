@@ -1,6 +1,8 @@
 """FastAPI dependencies: how a route reaches the settings, the metrics and what is serving.
 
-Tests replace any of these with ``app.dependency_overrides``.
+Tests replace any of these with ``app.dependency_overrides``. They are ``async`` because they
+only look an attribute up: FastAPI runs a plain ``def`` dependency on its thread pool, which
+cost each request five thread hand-offs (measured: docs/performance.md).
 """
 
 from __future__ import annotations
@@ -33,26 +35,26 @@ class ServiceState:
         )
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     return request.app.state.service
 
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
-def get_metrics(state: StateDep) -> Metrics:
+async def get_metrics(state: StateDep) -> Metrics:
     return state.metrics
 
 
-def get_serving(state: StateDep) -> Serving:
+async def get_serving(state: StateDep) -> Serving:
     return state.serving
 
 
-def get_feedback(state: StateDep) -> FeedbackLog:
+async def get_feedback(state: StateDep) -> FeedbackLog:
     return state.feedback
 
 

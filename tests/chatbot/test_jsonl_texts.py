@@ -39,3 +39,19 @@ def test_a_damaged_line_names_file_and_line(tmp_path: Path) -> None:
         texts[1]
     with pytest.raises(ValueError, match=r"bad.jsonl:3: not a JSON string"):
         texts[2]
+
+
+@pytest.mark.parametrize("block", [1, 3, 1 << 24])
+def test_lines_are_counted_as_they_are_indexed(tmp_path: Path, monkeypatch, block: int) -> None:
+    # Small blocks put newlines at block edges; the count keeps no offsets (serving's case).
+    monkeypatch.setattr("chatbot.jsonl_texts._BLOCK", block)
+    cases = {"none": b"", "one": b'"a"', "one, ended": b'"a"\n', "empty line": b'""\n',
+             "three": b'"a"\n"bc"\n""', "ended twice": b'"a"\n\n'}  # fmt: skip
+    for name, content in cases.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(content)
+        counted = JsonlTexts(path).line_count()
+        texts = JsonlTexts(path)
+        assert counted == len(texts) == texts.line_count(), name
+    texts = JsonlTexts(tmp_path / "three.jsonl")
+    assert list(texts) == ["a", "bc", ""]

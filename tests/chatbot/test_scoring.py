@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +12,10 @@ import pytest
 from chatbot.artifact import load_artifact, save_artifact
 from chatbot.index import load_index, save_index
 from chatbot.lexical import TfidfModel
+from chatbot.postings import Postings
 from chatbot.scoring import ScoreParts, Scorer, _best_unechoed, hybrid_score
 from chatbot.search import make_backend
+from chatbot.timing import StageTimes
 from tests.helpers import WORDS, tiny_config, tiny_model, tiny_vocab
 
 WEIGHT = 3.0
@@ -62,6 +66,68 @@ def test_repository_ranking_matches_brute_force(hybrid, depth: int) -> None:
         if depth >= len(index):  # every response is re-scored: exactly the brute-force top 5
             best = allowed[np.argsort(-full[i, allowed], kind="stable")[:5]]
             np.testing.assert_allclose(full[i, ids], full[i, best], rtol=1e-5, atol=1e-5)
+
+
+def test_the_lexical_search_runs_beside_the_encoder(hybrid, monkeypatch) -> None:
+    # Each side waits for the other at a barrier: run one after the other, both would time out.
+    artifact, index = hybrid
+    scorer = Scorer(artifact.encoder(), artifact.lexical, WEIGHT)
+    backend = make_backend("numpy", index.vectors)
+    contexts = [t.replace("__eou__", "__eou__ __eot__") for t in _texts(4, seed=5)]
+    last_turns = [c.split(" __eou__")[0] for c in contexts]
+    expected = scorer.rank(contexts, last_turns, index, backend, k=5)
+    meet = threading.Barrier(2, timeout=10)
+    threads: dict[str, str] = {}
+    encode, top = scorer.encoder.encode_contexts, Postings.top
+
+    def encode_at_barrier(texts):
+        meet.wait()
+        threads["encode"] = threading.current_thread().name
+        return encode(texts)
+
+    def top_at_barrier(self, *args, **kwargs):
+        if "lexical" not in threads:
+            meet.wait()
+        threads["lexical"] = threading.current_thread().name
+        return top(self, *args, **kwargs)
+
+    monkeypatch.setattr(scorer.encoder, "encode_contexts", encode_at_barrier)
+    monkeypatch.setattr(Postings, "top", top_at_barrier)
+    times = StageTimes()
+    assert scorer.rank(contexts, last_turns, index, backend, k=5, times=times) == expected
+    assert threads["encode"] == threading.current_thread().name != threads["lexical"]
+    assert {"encode", "neural search", "lexical search", "fusion and filters"} <= set(times.seconds)
+
+
+def test_an_error_of_either_side_of_the_ranking_reaches_the_caller(hybrid, monkeypatch) -> None:
+    artifact, index = hybrid
+    scorer = Scorer(artifact.encoder(), artifact.lexical, WEIGHT)
+    backend = make_backend("numpy", index.vectors)
+    contexts, last_turns = ["a b __eou__ __eot__"], ["a b"]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("lexical side broke")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Postings, "top", broken)
+        with pytest.raises(RuntimeError, match="lexical side broke"):
+            scorer.rank(contexts, last_turns, index, backend, k=3)
+    lexical_done = threading.Event()
+
+    def slow_top(self, *args, **kwargs):
+        time.sleep(0.2)  # still running when the encoder fails
+        lexical_done.set()
+        return top(self, *args, **kwargs)
+
+    def broken_encode(texts):
+        raise ValueError("encoder broke")
+
+    top = Postings.top
+    monkeypatch.setattr(Postings, "top", slow_top)
+    monkeypatch.setattr(scorer.encoder, "encode_contexts", broken_encode)
+    with pytest.raises(ValueError, match="encoder broke"):
+        scorer.rank(contexts, last_turns, index, backend, k=3)
+    assert lexical_done.is_set()  # the caller got its error once the other side was done
 
 
 def test_retuning_a_hybrid_model_tunes_on_its_neural_part(tmp_path: Path) -> None:
