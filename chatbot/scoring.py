@@ -362,8 +362,9 @@ class Scorer:
             raise ValueError("a hybrid model needs an index with lexical (TF-IDF) rows")
         # The lexical search needs only the texts: it runs on a thread of its own while this
         # one encodes and searches the vectors (the kernel, faiss and TensorFlow release the
-        # GIL), so that a lone request uses two cores: at 1M one client got 44 req/s instead
-        # of 33, and 32 clients no fewer (docs/performance.md). Its stage's figure is its own.
+        # GIL), so that a lone request uses two cores: at 1M one client got 48-50 req/s
+        # instead of 31-32, 32 clients 96-102 instead of 88-89 (docs/performance.md). Its
+        # stage's figure is its own time.
         lexical_depth = min(len(repository), max(k, self.lexical_depth))
         lexical_part = self._lexical_thread.submit(
             _lexical_search, lexical, postings, rows, contexts, last_turns, lexical_depth
