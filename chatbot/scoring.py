@@ -378,7 +378,7 @@ class Scorer:
         finally:
             futures.wait([lexical_part])  # an error here is raised once that thread is done
         context_rows, last_rows, found, lexical_seconds = lexical_part.result()
-        times.seconds["lexical search"] = times.seconds.get("lexical search", 0.0) + lexical_seconds
+        times.add("lexical search", lexical_seconds)
         with times.stage("fusion and filters"):
             ids, cosine = _fused_candidates(neural_ids, found, rows, context_rows)
             keep = ids >= 0

@@ -27,4 +27,8 @@ class StageTimes:
         try:
             yield
         finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            self.add(name, time.perf_counter() - start)
+
+    def add(self, name: str, seconds: float) -> None:
+        """Adds time measured elsewhere (on another thread) to stage ``name``."""
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
