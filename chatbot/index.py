@@ -230,10 +230,9 @@ def load_index(
     texts = JsonlTexts(path / TEXTS)
     normalized = JsonlTexts(path / NORMALIZED) if has_normalized else None
     # Counted, not indexed: serving reads the normalised texts only for an edit of the index.
-    if normalized is not None and normalized.line_count() != len(texts):
-        raise IndexLoadError(
-            f"{path}: {normalized.line_count()} normalised texts, {len(texts)} texts"
-        )
+    n_normalized = normalized.line_count() if normalized is not None else len(texts)
+    if n_normalized != len(texts):
+        raise IndexLoadError(f"{path}: {n_normalized} normalised texts, {len(texts)} texts")
     if vectors.shape != (manifest["n"], manifest["dim"]) or len(texts) != manifest["n"]:
         raise IndexLoadError(
             f"{path}: holds {vectors.shape} vectors and {len(texts)} texts, manifest says "

@@ -24,6 +24,7 @@ from typing import overload
 import numpy as np
 
 _BLOCK = 1 << 24  # bytes read at once while finding the lines
+_NEWLINE = ord("\n")
 
 
 def write_jsonl(path: Path, texts: Iterable[str]) -> None:
@@ -58,12 +59,12 @@ class JsonlTexts(Sequence[str]):
         """Where each line ends (its newline, or the end of the file), found on first use.
         Only the ends are kept (8 bytes a line): line ``i`` starts after line ``i - 1``."""
         if self._ends is None:
-            found, size = [], 0
+            found, size, last = [], 0, _NEWLINE
             for offset, block in self._blocks():
-                found.append(np.flatnonzero(block == 10) + offset)
-                size = offset + len(block)
+                found.append(np.flatnonzero(block == _NEWLINE) + offset)
+                size, last = offset + len(block), int(block[-1])
             ends = np.concatenate(found).astype(np.int64) if found else np.zeros(0, np.int64)
-            if size and (not len(ends) or ends[-1] != size - 1):  # a last line without "\n"
+            if last != _NEWLINE:  # a last line without "\n" ends with the file
                 ends = np.append(ends, size)
             if size:
                 with self.path.open("rb") as f:
@@ -76,11 +77,11 @@ class JsonlTexts(Sequence[str]):
         may never be read, such as an index's normalised texts while it serves)."""
         if self._ends is not None:
             return len(self._ends)
-        count, last = 0, 10
+        count, last = 0, _NEWLINE
         for _, block in self._blocks():
-            count += int(np.count_nonzero(block == 10))
+            count += int(np.count_nonzero(block == _NEWLINE))
             last = int(block[-1])
-        return count + (last != 10)  # a last line without "\n"
+        return count + (last != _NEWLINE)  # a last line without "\n"
 
     def __len__(self) -> int:
         return len(self._line_ends())

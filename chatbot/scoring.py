@@ -309,7 +309,8 @@ class Scorer:
             backend: the neural search over ``repository.vectors``.
             k: responses per context.
             times: adds the seconds spent in each stage (encode, neural search, lexical
-                search, fusion and filters).
+                search, fusion and filters); a hybrid model's lexical search runs beside the
+                encoder and the neural search, so the stages add up to more than the call.
         """
         times = times if times is not None else StageTimes()
         if self.is_hybrid:

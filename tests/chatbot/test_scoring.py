@@ -113,6 +113,7 @@ def test_an_error_of_either_side_of_the_ranking_reaches_the_caller(hybrid, monke
         with pytest.raises(RuntimeError, match="lexical side broke"):
             scorer.rank(contexts, last_turns, index, backend, k=3)
     lexical_done = threading.Event()
+    top = Postings.top
 
     def slow_top(self, *args, **kwargs):
         time.sleep(0.2)  # still running when the encoder fails
@@ -122,7 +123,6 @@ def test_an_error_of_either_side_of_the_ranking_reaches_the_caller(hybrid, monke
     def broken_encode(texts):
         raise ValueError("encoder broke")
 
-    top = Postings.top
     monkeypatch.setattr(Postings, "top", slow_top)
     monkeypatch.setattr(scorer.encoder, "encode_contexts", broken_encode)
     with pytest.raises(ValueError, match="encoder broke"):
