@@ -32,6 +32,7 @@ def _stand_in_model(path: Path, texts: list[str], lexical_weight: float) -> None
     from chatbot.artifact import save_artifact
     from chatbot.config import ModelConfig
     from chatbot.lexical import TfidfModel
+    from chatbot.lite_export import export_lite
     from chatbot.model import build_dual_encoder
     from chatbot.vocab import Vocab
 
@@ -47,6 +48,7 @@ def _stand_in_model(path: Path, texts: list[str], lexical_weight: float) -> None
     model = build_dual_encoder(config, vocab_size=len(vocab))
     lexical = TfidfModel.fit(texts) if lexical_weight > 0 else None
     save_artifact(path, model, vocab, config, name="bench", lexical=lexical)
+    export_lite(path)  # as the training pipeline does: served on LiteRT
 
 
 def served_model(workdir: Path, csv_path: Path | None = DEFAULT_CSV) -> tuple[Path, str]:

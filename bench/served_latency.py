@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--index", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=4, help="passes over the questions")
+    parser.add_argument(
+        "--runtime", default="auto", help="chatbot serve --runtime (auto, tensorflow, lite)"
+    )
     args = parser.parse_args(argv)
     questions = [
         line.strip()
@@ -88,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "CHATBOT_DATABASE_URL": f"sqlite:///{folder / 'feedback.sqlite3'}"}
     command = [sys.executable, "-m", "chatbot_cli", "serve", "--model", str(args.model)]
     command += ["--index", str(args.index), "--workers", "1", "--port", str(port)]
+    command += ["--runtime", args.runtime]
     log = (folder / "serve.log").open("w")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
@@ -105,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         server.terminate()
         server.wait(30)
     baseline = statistics.median(times[MODES[0]])
-    print(f"{len(questions)} questions x {args.rounds} rounds, one client, --workers 1, SQLite")
+    print(
+        f"{len(questions)} questions x {args.rounds} rounds, one client, --workers 1, SQLite, "
+        f"--runtime {args.runtime}"
+    )
     print(f"{'mode':<28}{'p50 ms':>9}{'p99 ms':>9}{'x no session':>14}")
     for mode, values in times.items():
         values.sort()

@@ -3,7 +3,9 @@
 For each repository size (100k and 1M by default) and each ``--variants`` entry, starts
 ``chatbot serve`` (``python -m chatbot_cli serve``, the real entry point: memory-mapped index,
 micro-batching, ``--workers`` processes) on 127.0.0.1 and drives it with 1 and 32 concurrent
-clients (``--clients``). Variants are ``KIND:WORKERS``:
+clients (``--clients``). Variants are ``KIND:WORKERS[:RUNTIME]`` (the runtime of ``chatbot
+serve --runtime``: ``auto`` by default, which is LiteRT for a model the pipeline converted;
+``hybrid:2:tensorflow`` is the same service with TensorFlow in every worker):
 
 * ``hybrid:W``: the hybrid model users are served (``bench/_served_index.py``: the trained
   Ubuntu model when built, else a stand-in of its shape) with ``n`` real utterances grown
@@ -134,7 +136,9 @@ def tree_memory_mb(pid: int) -> tuple[float, float]:
 class Server:
     """``chatbot serve`` in a subprocess, on 127.0.0.1."""
 
-    def __init__(self, model: Path, index: Path, workers: int, port: int, args) -> None:
+    def __init__(
+        self, model: Path, index: Path, workers: int, port: int, args, runtime: str = "auto"
+    ) -> None:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("CHATBOT_")},
             "OMP_WAIT_POLICY": "PASSIVE",
@@ -143,7 +147,7 @@ class Server:
         command = [
             *taskset(args.server_cpus), sys.executable, "-m", "chatbot_cli", "serve",
             "--model", str(model), "--index", str(index), "--port", str(port),
-            "--workers", str(workers),
+            "--workers", str(workers), "--runtime", runtime,
         ]  # fmt: skip
         self.url = f"http://127.0.0.1:{port}"
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
@@ -295,7 +299,8 @@ def drive_httpx(url: str, bodies: list[dict], clients: int, seconds: float) -> P
 
 
 def run_variant(args, n: int, variant: str, bodies_file: Path, bodies: list[dict]) -> list[tuple]:
-    kind, _, workers_text = variant.partition(":")
+    kind, _, rest = variant.partition(":")
+    workers_text, _, runtime = rest.partition(":")
     workers = int(workers_text or 1)
     if kind == "hybrid":
         model, _ = served_model(args.workdir, args.csv)
@@ -306,7 +311,7 @@ def run_variant(args, n: int, variant: str, bodies_file: Path, bodies: list[dict
         raise SystemExit(f"error: unknown variant kind {kind!r}: hybrid or neural")
     script = args.workdir / "respond.lua"
     script.write_text(WRK_SCRIPT)
-    server = Server(model, index, workers, args.port, args)
+    server = Server(model, index, workers, args.port, args, runtime or "auto")
     rows = []
     try:
         ready = server.wait_ready(args.ready_timeout)
@@ -351,7 +356,7 @@ def report(n: int, variant: str, clients: int, r: int, result: Phase, delta: dic
         if stage in delta
     )
     print(
-        f"  round {r} {variant:<9} {clients:>2} clients: {result.ok} ok in {result.wall_s:.1f} s "
+        f"  round {r} {variant:<18} {clients:>2} clients: {result.ok} ok in {result.wall_s:.1f} s "
         f"= {result.ok / result.wall_s:.1f} req/s; p50 {result.p50_ms:.1f} ms, p99 "
         f"{result.p99_ms:.1f} ms | {delta['calls']:.0f} model calls, mean batch "
         f"{delta['contexts'] / calls:.1f}; mean ms per stage: {stages}"
@@ -365,7 +370,11 @@ def report(n: int, variant: str, clients: int, r: int, result: Phase, delta: dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--variants", nargs="+", default=["hybrid:2", "hybrid:1", "neural:2"])
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["hybrid:2", "hybrid:2:tensorflow", "hybrid:1", "neural:2"],
+    )
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--seconds", type=float, default=10.0, help="one load phase (s)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per cell")
@@ -411,10 +420,10 @@ def main() -> None:
         f"\nsummary ({args.client}; latency as the client saw it; median of {args.rounds} rounds"
         f"{', the faster middle one' if args.rounds % 2 == 0 else ''})"
     )
-    print(f"{'N':>9} {'variant':>9} {'clients':>7} {'ok':>6} {'err':>4} {'p50 ms':>8} "
+    print(f"{'N':>9} {'variant':>18} {'clients':>7} {'ok':>6} {'err':>4} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'req/s':>7} {'PSS MiB':>8} {'RSS MiB':>8}")  # fmt: skip
     for n, variant, clients, ok, err, p50, p99, rate, pss, rss in rows:
-        print(f"{n:>9,} {variant:>9} {clients:>7} {ok:>6} {err:>4} {p50:>8.1f} {p99:>8.1f} "
+        print(f"{n:>9,} {variant:>18} {clients:>7} {ok:>6} {err:>4} {p50:>8.1f} {p99:>8.1f} "
               f"{rate:>7.1f} {pss:>8,.0f} {rss:>8,.0f}")  # fmt: skip
     by_cell = {(n, v, c): (err, p99, rate, pss) for n, v, c, _, err, _, p99, rate, pss, _ in rows}
     hi = max(args.clients)

@@ -11,10 +11,13 @@ Layout::
                         the SavedModel signatures give the neural part alone
     calibration.json    optional: the confidence curves fitted on validation rows
                         (chatbot.calibration); written after training, weights unchanged
+    encoder.tflite      optional: both encoders converted for LiteRT, and their batch sizes
+    encoder_lite.json   and ``b`` (chatbot.lite, chatbot.lite_export); weights unchanged
     manifest.json       format, versions, model version string, SHA-256 of every file
 
 Loading checks the manifest before anything else, so a damaged, truncated or mismatched
-artifact fails with a message that names the file at fault.
+artifact fails with a message that names the file at fault. TensorFlow is imported only when
+the Keras network is needed (:attr:`Artifact.model`): a worker serving on LiteRT never does.
 """
 
 from __future__ import annotations
@@ -22,23 +25,24 @@ from __future__ import annotations
 import datetime as dt
 import platform
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
-
-import keras
-import tensorflow as tf
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chatbot.calibration import UNCALIBRATED, Calibration
 from chatbot.config import ModelConfig
-from chatbot.encoder import TextEncoder
 from chatbot.errors import ArtifactError
 from chatbot.files import atomic_dir, check_files, read_manifest_file, sha256_file, write_json
 from chatbot.lexical import TfidfModel
-from chatbot.model import DualEncoder, build_dual_encoder
+from chatbot.lite import LITE_INFO, LITE_MODEL, LiteEncoder, read_lite_info
 from chatbot.scoring import Scorer
 from chatbot.vocab import Vocab
+
+if TYPE_CHECKING:
+    from chatbot.encoder import TextEncoder
+    from chatbot.model import DualEncoder
 
 FORMAT = 1
 CONFIG = "config.json"
@@ -57,10 +61,19 @@ class Artifact:
     path: Path
     config: ModelConfig
     vocab: Vocab
-    model: DualEncoder
     manifest: dict[str, Any]
     lexical: TfidfModel | None = None
     calibration: Calibration = UNCALIBRATED
+
+    @cached_property
+    def model(self) -> DualEncoder:
+        """The Keras network with its weights, built on first use (it imports TensorFlow)."""
+        return _load_network(self.path, self.config, self.vocab)
+
+    @property
+    def has_lite(self) -> bool:
+        """Whether the artifact holds its encoders converted for LiteRT (``chatbot lite``)."""
+        return _lists_lite(self.manifest)
 
     @property
     def version(self) -> str:
@@ -72,22 +85,47 @@ class Artifact:
         return str(self.manifest["files"][WEIGHTS])
 
     def encoder(self, jit_compile: bool = True) -> TextEncoder:
-        """The neural part: texts in, vectors out."""
+        """The neural part on TensorFlow: texts in, vectors out."""
+        from chatbot.encoder import TextEncoder
+
         return TextEncoder(
             self.model, self.vocab, self.config, jit_compile=jit_compile, weights_fixed=True
         )
 
-    def scorer(self, jit_compile: bool = True) -> Scorer:
-        """The model's full score (neural, plus the TF-IDF part of a hybrid model)."""
+    def lite_encoder(self, threads: int = 1) -> LiteEncoder:
+        """The neural part on LiteRT (no TensorFlow); :class:`ArtifactError` when the artifact
+        has no converted encoder or it does not belong to these weights."""
+        if not self.has_lite:
+            raise ArtifactError(
+                f"{self.path}: has no {LITE_MODEL} (add one: `chatbot lite --model {self.path}`)"
+            )
+        info = _load_listed(self.path, self.manifest, LITE_INFO, read_lite_info)
+        assert info is not None  # listed: has_lite
+        if info.get("weights") != self.checksum:
+            raise ArtifactError(
+                f"{self.path / LITE_INFO}: converted from other weights than {WEIGHTS}'s "
+                f"(re-run `chatbot lite --model {self.path}`)"
+            )
+        try:
+            return LiteEncoder(self.path / LITE_MODEL, info, self.vocab, self.config, threads)
+        except (ValueError, RuntimeError) as exc:  # LiteRT's words for a file it cannot use
+            raise ArtifactError(f"{self.path / LITE_MODEL}: {exc}") from exc
+
+    def scorer(self, jit_compile: bool = True, lite_threads: int | None = None) -> Scorer:
+        """The model's full score (neural, plus the TF-IDF part of a hybrid model); its
+        neural part on TensorFlow, or on LiteRT with ``lite_threads`` threads."""
+        encoder = (
+            self.encoder(jit_compile) if lite_threads is None else self.lite_encoder(lite_threads)
+        )
         return Scorer(
-            self.encoder(jit_compile),
-            self.lexical,
-            self.config.lexical_weight,
-            echo_cosine=self.config.echo_cosine,
+            encoder, self.lexical, self.config.lexical_weight, echo_cosine=self.config.echo_cosine
         )
 
 
 def _export_saved_model(model: DualEncoder, path: Path) -> None:
+    import keras
+    import tensorflow as tf
+
     ids = tf.TensorSpec((None, None), tf.int32, name="token_ids")
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -132,6 +170,9 @@ def save_artifact(
     Returns:
         ``path``.
     """
+    import keras
+    import tensorflow as tf
+
     if config.lexical_weight > 0 and lexical is None:
         raise ValueError("config.lexical_weight > 0 needs the fitted lexical (TF-IDF) model")
     with atomic_dir(path) as tmp:
@@ -189,11 +230,22 @@ def write_calibration(
 def _rewrite_file(
     path: Path, name: str, write: Callable[[Path], None], extra: dict[str, Any] | None
 ) -> Path:
+    return rewrite_files(path, {name: write}, extra)
+
+
+def rewrite_files(
+    path: Path, writers: Mapping[str, Callable[[Path], object]], extra: dict[str, Any] | None = None
+) -> Path:
+    """Adds (or replaces) files of the artifact at ``path`` that do not change its weights,
+    atomically: ``writers[name](file)`` writes each; the manifest lists them with their
+    checksums, so the version and the indexes built by the model stay valid."""
     manifest = read_manifest(path)
     with atomic_dir(path) as tmp:
         shutil.copytree(path, tmp, dirs_exist_ok=True)
-        write(tmp / name)
-        files = dict(manifest["files"], **{name: sha256_file(tmp / name)})
+        for name, write in writers.items():
+            write(tmp / name)
+        written = {name: sha256_file(tmp / name) for name in writers}
+        files = dict(manifest["files"], **written)
         write_json(tmp / MANIFEST, {**manifest, **(extra or {}), "files": files})
     return path
 
@@ -216,6 +268,21 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
+def lists_lite(path: str | Path) -> bool:
+    """Whether the manifest of the artifact at ``path`` lists LiteRT encoders; read without
+    checking any file (loading checks them), ``False`` when there is no readable manifest."""
+    try:
+        manifest = read_manifest_file(Path(path) / MANIFEST, "model artifact", ArtifactError)
+    except ArtifactError:
+        return False
+    return _lists_lite(manifest)
+
+
+def _lists_lite(manifest: dict[str, Any]) -> bool:
+    files = manifest.get("files", {})
+    return LITE_MODEL in files and LITE_INFO in files
+
+
 T = TypeVar("T")
 
 
@@ -232,8 +299,13 @@ def _load_listed(
         raise ArtifactError(f"{path / name}: {exc}") from exc
 
 
-def load_artifact(path: str | Path) -> Artifact:
-    """Loads and checks the artifact at ``path``; :class:`ArtifactError` says what is wrong."""
+def load_artifact(path: str | Path, network: bool = True) -> Artifact:
+    """Loads and checks the artifact at ``path``; :class:`ArtifactError` says what is wrong.
+
+    ``network=False`` leaves the Keras network (and TensorFlow) until :attr:`Artifact.model`
+    is first read: for serving on LiteRT. Every file is checked against the manifest either
+    way; whether the weights fit the config is then checked when they are loaded.
+    """
     path = Path(path)
     manifest = read_manifest(path)
     try:
@@ -248,13 +320,6 @@ def load_artifact(path: str | Path) -> Artifact:
         raise ArtifactError(
             f"{path}: vocab.txt has {len(vocab)} words, manifest says {manifest.get('vocab_size')}"
         )
-    model = build_dual_encoder(config, len(vocab), vocab.turn_marker_id)
-    try:
-        model.load_weights(path / WEIGHTS)
-    except (ValueError, OSError) as exc:
-        raise ArtifactError(
-            f"{path / WEIGHTS}: does not fit config.json and vocab.txt ({exc})"
-        ) from exc
     lexical = _load_listed(path, manifest, LEXICAL, TfidfModel.load)
     if lexical is None and config.lexical_weight > 0:
         raise ArtifactError(
@@ -262,15 +327,30 @@ def load_artifact(path: str | Path) -> Artifact:
             f"but the manifest does not list {LEXICAL}"
         )
     calibration = _load_listed(path, manifest, CALIBRATION, Calibration.load)
-    return Artifact(
+    artifact = Artifact(
         path=path,
         config=config,
         vocab=vocab,
-        model=model,
         manifest=manifest,
         lexical=lexical,
         calibration=UNCALIBRATED if calibration is None else calibration,
     )
+    if network:
+        artifact.model  # noqa: B018 (loads the weights now: their errors belong to loading)
+    return artifact
+
+
+def _load_network(path: Path, config: ModelConfig, vocab: Vocab) -> DualEncoder:
+    from chatbot.model import build_dual_encoder
+
+    model = build_dual_encoder(config, len(vocab), vocab.turn_marker_id)
+    try:
+        model.load_weights(path / WEIGHTS)
+    except (ValueError, OSError) as exc:
+        raise ArtifactError(
+            f"{path / WEIGHTS}: does not fit config.json and vocab.txt ({exc})"
+        ) from exc
+    return model
 
 
 def load_scorer(path: str | Path, jit_compile: bool = True) -> Scorer:

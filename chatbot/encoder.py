@@ -1,8 +1,9 @@
-"""Texts in, vectors out: the inference side of a dual encoder.
+"""Texts in, vectors out: the inference side of a dual encoder, on TensorFlow.
 
-Inputs are padded to a few fixed lengths (and batch sizes) so that compiled functions are
-reused: with XLA every new input shape costs a compilation (about 0.5 s on CPU), and a
-batch-1 context encodes about 2.5x faster compiled than not (docs/performance.md).
+Inputs are padded (:mod:`chatbot.token_ids`) so that compiled functions are reused: with XLA
+every new input shape costs a compilation (about 0.5 s on CPU), and a batch-1 context encodes
+about 2.5x faster compiled than not (docs/performance.md). Serving on a CPU can run the same
+network on LiteRT instead (:mod:`chatbot.lite`).
 """
 
 from __future__ import annotations
@@ -17,35 +18,16 @@ from tqdm import tqdm
 from chatbot.config import ModelConfig
 from chatbot.model import DualEncoder
 from chatbot.text import Normalizer
+from chatbot.token_ids import (
+    LENGTH_BUCKETS,
+    context_ids,
+    length_batches,
+    pad_ids,
+    padded_batch,
+    padded_length,
+    response_ids,
+)
 from chatbot.vocab import Vocab
-
-LENGTH_BUCKETS = (16, 32, 64, 128)
-
-
-def padded_length(n: int, cap: int) -> int:
-    """The smallest bucket length >= n, at most ``cap``.
-
-    Example:
-        >>> padded_length(20, 160), padded_length(150, 160)
-        (32, 160)
-    """
-    for bucket in LENGTH_BUCKETS:
-        if n <= bucket and bucket < cap:
-            return bucket
-    return cap
-
-
-def padded_batch(n: int) -> int:
-    """The next power of two >= n, so micro-batches of any size reuse a few shapes."""
-    return 1 << max(0, (n - 1).bit_length())
-
-
-def pad_ids(id_rows: Sequence[np.ndarray], length: int, rows: int | None = None) -> np.ndarray:
-    """Right-padded int32 matrix of shape (rows or len(id_rows), length)."""
-    out = np.zeros((rows or len(id_rows), length), dtype=np.int32)
-    for i, ids in enumerate(id_rows):
-        out[i, : len(ids)] = ids[:length]
-    return out
 
 
 class TextEncoder:
@@ -144,13 +126,11 @@ class TextEncoder:
 
     def context_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Token ids of normalised contexts, keeping the last tokens (the latest turns)."""
-        cap = self.config.max_context_tokens
-        return [self.vocab.encode(t.split(), cap, keep="last") for t in texts]
+        return context_ids(self.vocab, texts, self.config.max_context_tokens)
 
     def response_ids(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Token ids of normalised responses, keeping the first tokens."""
-        cap = self.config.max_response_tokens
-        return [self.vocab.encode(t.split(), cap, keep="first") for t in texts]
+        return response_ids(self.vocab, texts, self.config.max_response_tokens)
 
     def encode_contexts(
         self, texts: Sequence[str], batch_size: int = 256, progress: bool = False
@@ -195,12 +175,8 @@ class TextEncoder:
         progress: bool,
     ) -> np.ndarray:
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
-        # Sorting by length keeps padding within a batch small; results go back in order.
-        order = np.argsort([len(x) for x in ids], kind="stable")
-        starts = range(0, len(ids), batch_size)
-        for start in tqdm(starts, desc="encoding", unit="batch", disable=not progress):
-            chunk = order[start : start + batch_size]
-            rows = [ids[i] for i in chunk]
+        chunks = length_batches(ids, batch_size)
+        for chunk, rows in tqdm(chunks, desc="encoding", unit="batch", disable=not progress):
             length = padded_length(max(1, *(len(r) for r in rows)), cap)
             batch = pad_ids(rows, length, padded_batch(len(rows)))
             out[chunk] = fn(tf.constant(batch)).numpy()[: len(rows)]

@@ -238,10 +238,10 @@ def load_index(
             f"{path}: holds {vectors.shape} vectors and {len(texts)} texts, manifest says "
             f"({manifest['n']}, {manifest['dim']})"
         )
-    if artifact is not None and manifest["dim"] != artifact.model.encoding_dim:
+    if artifact is not None and manifest["dim"] != artifact.config.encoding_dim:
         raise IndexLoadError(
             f"{path}: vectors of size {manifest['dim']}, "
-            f"the model encodes {artifact.model.encoding_dim}"
+            f"the model encodes {artifact.config.encoding_dim}"
         )
     lexical = _load_lexical(path, lexical_files, manifest, artifact)
     # Indexes written before postings were stored get theirs built by ResponseIndex.

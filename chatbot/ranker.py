@@ -7,17 +7,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from chatbot.ann import StoredIvfSearch
-from chatbot.artifact import Artifact, load_artifact
+from chatbot.ann import ANN_FILE, StoredIvfSearch
+from chatbot.artifact import Artifact, lists_lite, load_artifact
 from chatbot.calibration import UNCALIBRATED, Calibration
-from chatbot.encoder import TextEncoder
+from chatbot.errors import ArtifactError
 from chatbot.index import ResponseIndex, load_index, read_manifest
+from chatbot.lite import RUNTIMES
 from chatbot.scoring import Scorer
 from chatbot.search import (
     SearchBackend,
+    gpu_device_present,
     has_gpu,
     make_backend,
     padded_query_rows,
@@ -26,18 +29,48 @@ from chatbot.search import (
 from chatbot.text import Normalizer
 from chatbot.timing import StageTimes
 
+if TYPE_CHECKING:
+    from chatbot.encoder import TextEncoder
+
 log = logging.getLogger(__name__)
 
 
-def served_search(index: ResponseIndex, backend: str = "auto") -> SearchBackend:
+def served_search(
+    index: ResponseIndex, backend: str = "auto", gpu: bool | None = None
+) -> SearchBackend:
     """The neural search over ``index`` that serving uses: for ``auto``, exact on a GPU; on a
     CPU the index's stored approximate index when it has one (:mod:`chatbot.ann`), else
-    exact. Any other name is that backend (:func:`chatbot.search.make_backend`)."""
-    if backend == "auto" and index.ann_path is not None and not has_gpu():
+    exact. Any other name is that backend (:func:`chatbot.search.make_backend`).
+    ``gpu``: whether there is one, when known (else TensorFlow is asked)."""
+    on_gpu = has_gpu() if gpu is None else gpu
+    if backend == "auto" and index.ann_path is not None and not on_gpu:
         return StoredIvfSearch.from_manifest(
             index.ann_path, index.manifest.get("ann", {}), index.vectors
         )
     return make_backend("exact" if backend == "auto" else backend, index.vectors)
+
+
+def serving_runtime(runtime: str, model_dir: str | Path) -> str:
+    """``lite`` or ``tensorflow``: where the encoders of the artifact at ``model_dir`` run
+    for ``runtime`` (one of :data:`~chatbot.lite.RUNTIMES`). ``auto`` is LiteRT when the
+    artifact has its converted encoders and no GPU is visible (with a GPU, TensorFlow
+    searches on it).
+
+    Raises:
+        ArtifactError: ``lite`` for an artifact without converted encoders.
+        ValueError: an unknown runtime.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}; expected one of {RUNTIMES}")
+    has_lite = lists_lite(model_dir)
+    if runtime == "lite" and not has_lite:
+        raise ArtifactError(
+            f"{model_dir}: has no LiteRT encoders for runtime 'lite' "
+            f"(add them: `chatbot lite --model {model_dir}`)"
+        )
+    if runtime == "auto":
+        return "lite" if has_lite and not gpu_device_present() else "tensorflow"
+    return runtime
 
 
 @dataclass(frozen=True)
@@ -94,6 +127,8 @@ class Ranker:
         index_dir: str | Path,
         backend: str = "auto",
         spares: list[TextEncoder] | None = None,
+        runtime: str = "auto",
+        threads: int = 1,
     ) -> Ranker:
         """Loads a model artifact and its index; both are checked (see ``chatbot.artifact``).
 
@@ -101,12 +136,24 @@ class Ranker:
         index when it has one (large repositories, :mod:`chatbot.ann`), else exactly.
         ``spares``: encoders no longer in use; one that fits the model is taken from the
         list and recycled (:meth:`TextEncoder.recycled_for`), which skips its compilations.
+        ``runtime``: where the encoders run (:func:`serving_runtime`); on LiteRT, with
+        ``threads`` threads, and TensorFlow is not imported unless ``backend`` needs it.
         """
-        artifact = load_artifact(model_dir)
+        lite = serving_runtime(runtime, model_dir) == "lite"
+        artifact = load_artifact(model_dir, network=False)
+        gpu = False if lite else None  # LiteRT runs on a CPU: no need to ask TensorFlow
         manifest = read_manifest(index_dir)
-        precision = stored_precision(backend, int(manifest["n"]) * int(manifest["dim"]))
-        index = load_index(index_dir, artifact, precision=precision)
-        search = served_search(index, backend)
+        if lite and backend == "auto" and ANN_FILE not in manifest.get("files", {}):
+            backend = "numpy"  # exact, without TensorFlow (a small index: no stored ANN)
+        n_values = int(manifest["n"]) * int(manifest["dim"])
+        index = load_index(index_dir, artifact, precision=stored_precision(backend, n_values, gpu))
+        search = served_search(index, backend, gpu)
+        if lite:
+            scorer = artifact.scorer(lite_threads=threads)
+            return cls(
+                scorer, Normalizer(artifact.config.normalization), index, search,
+                artifact.version, artifact,
+            )  # fmt: skip
         scorer = artifact.scorer()
         spare = next((e for e in spares or () if e.fits(artifact.model, artifact.config)), None)
         if spare is not None and spares is not None:
@@ -177,8 +224,8 @@ class Ranker:
         (the encoder's padded shapes, the search's padded query rows), so that no request
         waits for an XLA compilation (about 0.5 s each). Returns the seconds it took."""
         start = time.perf_counter()
-        encoder = self.scorer.encoder
-        shapes = encoder.warm_up(max_batch_size) if isinstance(encoder, TextEncoder) else 0
+        warm_encoder = getattr(self.scorer.encoder, "warm_up", None)  # both runtimes have one
+        shapes = warm_encoder(max_batch_size) if warm_encoder is not None else 0
         sizes = {padded_query_rows(n): n for n in range(1, max_batch_size + 1)}
         dim = self.index.dim
         for n in sizes.values():

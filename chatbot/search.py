@@ -19,6 +19,8 @@ Example:
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -318,9 +320,19 @@ def has_gpu() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def stored_precision(backend: str, n_values: int) -> str:
+def gpu_device_present() -> bool:
+    """Whether an NVIDIA GPU is visible to this process, asked without TensorFlow: a device
+    file, unless ``CUDA_VISIBLE_DEVICES`` hides them all."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    return any(Path("/dev").glob("nvidia[0-9]*"))
+
+
+def stored_precision(backend: str, n_values: int, gpu: bool | None = None) -> str:
     """The precision of the vectors ``backend`` should be handed for ``n_values`` numbers: the
     ``exact`` CPU search reads float16 above :data:`FLOAT16_MIN_VALUES`, the rest float32.
+    ``gpu``: whether there is one, when known (else TensorFlow is asked).
 
     Example:
         >>> stored_precision("numpy", 1 << 30), stored_precision("exact", 10)
@@ -328,7 +340,7 @@ def stored_precision(backend: str, n_values: int) -> str:
     """
     if backend not in ("auto", "exact") or n_values <= FLOAT16_MIN_VALUES:
         return "float32"
-    return "float32" if has_gpu() else "float16"
+    return "float32" if (has_gpu() if gpu is None else gpu) else "float16"
 
 
 def make_backend(name: str, vectors: np.ndarray) -> SearchBackend:

@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "chatbot_cli.train",
     "chatbot_cli.eval",
     "chatbot_cli.calibrate",
+    "chatbot_cli.lite",
     "chatbot_cli.index",
     "chatbot_cli.publish",
     "chatbot_cli.ubuntu",

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from chatbot.lite import RUNTIMES
 from chatbot.search import BACKENDS
 
 _OPTIONS = {
@@ -42,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="search backend (default: auto, the index's stored approximate index "
         "when it has one, else exact)",
     )
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="where the encoders run (default: auto, LiteRT when the model has them "
+        "converted by `chatbot lite` and there is no GPU, else TensorFlow)",
+    )
     parser.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default: 8000)")
     parser.add_argument(
@@ -66,6 +73,7 @@ _GIVEN = (
     "repository",
     "version",
     "backend",
+    "runtime",
     "host",
     "port",
     "batching",
@@ -79,6 +87,7 @@ def serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from service.settings import Settings, usable_cores
+    from service.worker_load import LOAD_DIR_ENV
 
     given: dict[str, Any] = {
         name: getattr(args, name) for name in _GIVEN if getattr(args, name) is not None
@@ -123,6 +132,9 @@ def serve(args: argparse.Namespace) -> int:
     own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
     if own_metrics_dir:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="chatbot-metrics-")
+    # Each worker's requests in flight (service.worker_load): a worker above its share sends
+    # a client to reconnect, so that requests, not only connections, are spread.
+    os.environ[LOAD_DIR_ENV] = tempfile.mkdtemp(prefix="chatbot-load-")
     try:
         # uvicorn restarts a worker that dies; each one loads and warms up before serving.
         uvicorn.run(
@@ -134,6 +146,7 @@ def serve(args: argparse.Namespace) -> int:
             log_config=_log_config(),
         )
     finally:
+        shutil.rmtree(os.environ.pop(LOAD_DIR_ENV), ignore_errors=True)
         if own_metrics_dir:
             shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
     return 0

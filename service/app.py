@@ -28,6 +28,7 @@ from service.metrics import Metrics, MetricsMiddleware
 from service.routes import STATIC_DIR, router
 from service.serving import Serving
 from service.settings import Settings
+from service.worker_load import LOAD_DIR_ENV, ShareLoadMiddleware
 
 if TYPE_CHECKING:
     from chatbot.encoder import TextEncoder
@@ -89,6 +90,9 @@ def create_app(settings: Settings | None = None, *, ranker: Ranker | None = None
         limit_for=body_limit,
         on_reject=metrics.rejected.labels("body_size").inc,
     )
+    load_dir = os.environ.get(LOAD_DIR_ENV)
+    if load_dir:  # one of several workers of `chatbot serve`
+        app.add_middleware(ShareLoadMiddleware, folder=Path(load_dir))
     # Outermost, as before: times everything below it, CORS and limits included.
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.include_router(router)
@@ -101,14 +105,19 @@ def create_app(settings: Settings | None = None, *, ranker: Ranker | None = None
 def _load_ranker(
     settings: Settings, model_dir: Path, index_dir: Path, spares: list[TextEncoder]
 ) -> Ranker:
-    # Imported here: it pulls in TensorFlow (~5 s), which importing the app should not cost.
-    if settings.model_threads:
-        _limit_threads(settings.model_threads)
-    if settings.xla_cache_dir is not None:
-        _use_xla_cache(settings.xla_cache_dir)
-    from chatbot.ranker import Ranker
+    # Imported here: it may pull in TensorFlow (~5 s), which importing the app should not cost.
+    from chatbot.ranker import Ranker, serving_runtime
 
-    ranker = Ranker.load(model_dir, index_dir, settings.backend, spares)
+    runtime = serving_runtime(settings.runtime, model_dir)
+    if runtime == "tensorflow":
+        if settings.model_threads:
+            _limit_threads(settings.model_threads)
+        if settings.xla_cache_dir is not None:
+            _use_xla_cache(settings.xla_cache_dir)
+    ranker = Ranker.load(
+        model_dir, index_dir, settings.backend, spares, runtime, settings.model_threads or 1
+    )
+    logger.info("%s: encoders on %s", model_dir, "LiteRT" if runtime == "lite" else runtime)
     if ranker.index.shows_normalized_text:
         logger.warning(
             "%s was built from normalised UDC CSV rows: replies will be shown stemmed and "

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from chatbot import bundles
 from service.batching import MicroBatcher
@@ -243,13 +243,12 @@ class Serving:
         return ranker
 
     def _keep_spare(self, live: LiveBundle) -> None:
-        """Keeps a released bundle's encoder for the next version of its network."""
-        from chatbot.encoder import TextEncoder  # loaded already: the ranker uses it
-
+        """Keeps a released bundle's encoder for the next version of its network (a
+        TensorFlow one: LiteRT's compile nothing, and need no spare)."""
         self._retiring.discard(live)
         encoder = live.ranker.scorer.encoder
-        if isinstance(encoder, TextEncoder):
-            self.spares = [*self.spares, encoder][-MAX_SPARES:]
+        if hasattr(encoder, "recycled_for"):
+            self.spares = [*self.spares, cast("TextEncoder", encoder)][-MAX_SPARES:]
 
     async def _make_spare(self) -> None:
         """Compiles the serving network's encoder once more, as a spare for its next version
@@ -257,6 +256,8 @@ class Serving:
         live = self.current
         if live is None or live.bundle is None or self._compile_spare is None:
             return
+        if not hasattr(live.ranker.scorer.encoder, "recycled_for"):
+            return  # on LiteRT: nothing to compile, and no TensorFlow to import for it
         start = time.perf_counter()
         try:
             spare = await asyncio.to_thread(

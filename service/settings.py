@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -116,11 +117,18 @@ class Settings(BaseSettings):
         ge=1,
         description="worker processes of `chatbot serve` (default: one per usable CPU core)",
     )
+    runtime: Literal["auto", "tensorflow", "lite"] = Field(
+        default="auto",
+        description="where the model's encoders run: `lite` (LiteRT; no TensorFlow in the "
+        "worker, a third of its memory) needs an artifact with them converted (`chatbot "
+        "lite`); `auto` takes it when there is no GPU",
+    )
     model_threads: int = Field(
         default=0,
         ge=0,
-        description="TensorFlow threads of each worker's model (0: TensorFlow's default, all "
-        "cores); `chatbot serve --workers N` sets cores / N so workers do not fight for cores",
+        description="threads of each worker's model (0: TensorFlow's default, all cores; "
+        "LiteRT: 1); `chatbot serve --workers N` sets cores / N so workers do not fight for "
+        "cores",
     )
     xla_cache_dir: Path | None = Field(
         default_factory=lambda: Path.home() / ".cache" / "chatbot" / "xla",

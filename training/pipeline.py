@@ -285,6 +285,10 @@ def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
     if due("model", paths.model / "manifest.json"):
         log.info("step 2/4: training the %s preset, then tuning the hybrid", recipe.preset)
         report.update(train_model(paths, recipe, options, model_config, train_config))
+        from chatbot.lite_export import export_lite
+
+        log.info("converting the encoders for LiteRT (serving without TensorFlow)")
+        export_lite(paths.model)
     timings["model"] = time.monotonic() - tick
 
     tick = time.monotonic()

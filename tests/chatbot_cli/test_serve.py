@@ -15,6 +15,7 @@ import pytest
 import uvicorn
 
 from chatbot_cli import serve as cli
+from service.worker_load import LOAD_DIR_ENV
 from tests.helpers import tiny_artifact
 from tests.live_server import call, wait_for, worker_pids
 
@@ -79,14 +80,18 @@ def test_several_workers_get_the_options_as_variables_and_a_metrics_folder(
     seen: dict[str, Any] = {}
 
     def fake_run(app: Any, **kw: Any) -> None:
-        folder = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        folder, loads = os.environ["PROMETHEUS_MULTIPROC_DIR"], os.environ[LOAD_DIR_ENV]
         seen.update(app=app, folder=folder, exists=Path(folder).is_dir(), **kw)
+        seen.update(loads=loads, loads_exist=Path(loads).is_dir())
         seen["env"] = {k: v for k, v in os.environ.items() if k.startswith("CHATBOT_")}
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
     assert _run(["serve", "--model", "m", "--index", "i", "--workers", "3", "--no-batching"]) == 0
     assert (seen["app"], seen["factory"], seen["workers"]) == ("service.app:create_app", True, 3)
     assert seen["exists"] and not Path(seen["folder"]).exists()  # removed after serving
+    # The workers' requests in flight (service.worker_load): a folder of its own, removed too.
+    assert seen["loads_exist"] and not Path(seen["loads"]).exists()
+    assert LOAD_DIR_ENV not in environ
     assert seen["env"]["CHATBOT_MODEL_DIR"] == "m" and seen["env"]["CHATBOT_BATCHING"] == "false"
     # Six cores, three workers: two threads each.
     assert seen["env"]["CHATBOT_MODEL_THREADS"] == "2" and environ["OMP_NUM_THREADS"] == "2"

@@ -1,0 +1,67 @@
+"""Normalised texts to padded token-id matrices: the input both runtimes of the encoder read
+(TensorFlow's :mod:`chatbot.encoder`, LiteRT's :mod:`chatbot.lite`), without TensorFlow.
+
+Inputs are padded to a few fixed lengths and batch sizes, so that compiled functions (and
+LiteRT's tensor allocations) are reused for every call of the same shape.
+
+Example:
+    >>> vocab = Vocab(["<pad>", "<unk>", "hi", "there"])
+    >>> pad_ids(context_ids(vocab, ["hi there hi"], cap=2), padded_length(2, 160), 2).shape
+    (2, 16)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from chatbot.vocab import Vocab
+
+LENGTH_BUCKETS = (16, 32, 64, 128)
+
+
+def padded_length(n: int, cap: int) -> int:
+    """The smallest bucket length >= n, at most ``cap``.
+
+    Example:
+        >>> padded_length(20, 160), padded_length(150, 160)
+        (32, 160)
+    """
+    for bucket in LENGTH_BUCKETS:
+        if n <= bucket and bucket < cap:
+            return bucket
+    return cap
+
+
+def padded_batch(n: int) -> int:
+    """The next power of two >= n, so micro-batches of any size reuse a few shapes."""
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def pad_ids(id_rows: Sequence[np.ndarray], length: int, rows: int | None = None) -> np.ndarray:
+    """Right-padded int32 matrix of shape (rows or len(id_rows), length)."""
+    out = np.zeros((rows or len(id_rows), length), dtype=np.int32)
+    for i, ids in enumerate(id_rows):
+        out[i, : len(ids)] = ids[:length]
+    return out
+
+
+def context_ids(vocab: Vocab, texts: Sequence[str], cap: int) -> list[np.ndarray]:
+    """Token ids of normalised contexts, keeping the last ``cap`` tokens (the latest turns)."""
+    return [vocab.encode(t.split(), cap, keep="last") for t in texts]
+
+
+def response_ids(vocab: Vocab, texts: Sequence[str], cap: int) -> list[np.ndarray]:
+    """Token ids of normalised responses, keeping the first ``cap`` tokens."""
+    return [vocab.encode(t.split(), cap, keep="first") for t in texts]
+
+
+def length_batches(
+    ids: Sequence[np.ndarray], batch_size: int
+) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+    """``(positions, rows)`` chunks of at most ``batch_size`` rows, shortest rows first:
+    sorting by length keeps padding within a batch small; ``positions`` put results back."""
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    chunks = (order[start : start + batch_size] for start in range(0, len(ids), batch_size))
+    return [(chunk, [ids[i] for i in chunk]) for chunk in chunks]
