@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from chatbot.config import ModelConfig
 from chatbot.model import DualEncoder
@@ -21,8 +20,7 @@ from chatbot.text import Normalizer
 from chatbot.token_ids import (
     LENGTH_BUCKETS,
     context_ids,
-    length_batches,
-    pad_ids,
+    encode_padded,
     padded_batch,
     padded_length,
     response_ids,
@@ -174,10 +172,6 @@ class TextEncoder:
         batch_size: int,
         progress: bool,
     ) -> np.ndarray:
-        out = np.zeros((len(ids), self.dim), dtype=np.float32)
-        chunks = length_batches(ids, batch_size)
-        for chunk, rows in tqdm(chunks, desc="encoding", unit="batch", disable=not progress):
-            length = padded_length(max(1, *(len(r) for r in rows)), cap)
-            batch = pad_ids(rows, length, padded_batch(len(rows)))
-            out[chunk] = fn(tf.constant(batch)).numpy()[: len(rows)]
-        return out
+        return encode_padded(
+            ids, cap, batch_size, lambda batch: fn(tf.constant(batch)).numpy(), self.dim, progress
+        )

@@ -17,18 +17,17 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from chatbot.config import ModelConfig
 from chatbot.token_ids import (
     LENGTH_BUCKETS,
     context_ids,
-    length_batches,
-    pad_ids,
+    encode_padded,
     padded_batch,
     padded_length,
     response_ids,
@@ -126,14 +125,8 @@ class LiteEncoder:
         return len(rows) * len(lengths)
 
     def _run(self, side: str, ids: list[np.ndarray], cap: int, progress: bool) -> np.ndarray:
-        out = np.zeros((len(ids), self.dim), dtype=np.float32)
-        chunks = length_batches(ids, self.batches[-1])
-        for chunk, rows in tqdm(chunks, desc="encoding", unit="batch", disable=not progress):
-            length = padded_length(max(1, *(len(r) for r in rows)), cap)
-            out[chunk] = self._call(side, pad_ids(rows, length, padded_batch(len(rows))))[
-                : len(rows)
-            ]
-        return out
+        run = partial(self._call, side)
+        return encode_padded(ids, cap, self.batches[-1], run, self.dim, progress)
 
     def _call(self, side: str, batch: np.ndarray) -> np.ndarray:
         runner = self._runners[side, batch.shape[0]]

@@ -12,9 +12,10 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from chatbot.vocab import Vocab
 
@@ -57,11 +58,30 @@ def response_ids(vocab: Vocab, texts: Sequence[str], cap: int) -> list[np.ndarra
     return [vocab.encode(t.split(), cap, keep="first") for t in texts]
 
 
-def length_batches(
-    ids: Sequence[np.ndarray], batch_size: int
-) -> list[tuple[np.ndarray, list[np.ndarray]]]:
-    """``(positions, rows)`` chunks of at most ``batch_size`` rows, shortest rows first:
-    sorting by length keeps padding within a batch small; ``positions`` put results back."""
+def encode_padded(
+    ids: Sequence[np.ndarray],
+    cap: int,
+    batch_size: int,
+    run: Callable[[np.ndarray], np.ndarray],
+    dim: int,
+    progress: bool = False,
+) -> np.ndarray:
+    """``run`` over padded batches of at most ``batch_size`` rows of ``ids`` (each padded to a
+    bucket length up to ``cap`` and a power-of-two row count): float32 ``(len(ids), dim)``,
+    in the order of ``ids``. Rows are batched shortest first, so padding stays small.
+
+    Example:
+        >>> rows = [np.array([2, 3]), np.array([4])]
+        >>> encode_padded(rows, 8, 64, lambda batch: batch[:, :2].astype(np.float32), 2)
+        array([[2., 3.],
+               [4., 0.]], dtype=float32)
+    """
+    out = np.zeros((len(ids), dim), dtype=np.float32)
     order = np.argsort([len(x) for x in ids], kind="stable")
-    chunks = (order[start : start + batch_size] for start in range(0, len(ids), batch_size))
-    return [(chunk, [ids[i] for i in chunk]) for chunk in chunks]
+    starts = range(0, len(ids), batch_size)
+    for start in tqdm(starts, desc="encoding", unit="batch", disable=not progress):
+        chunk = order[start : start + batch_size]
+        rows = [ids[i] for i in chunk]
+        length = padded_length(max(1, *(len(r) for r in rows)), cap)
+        out[chunk] = run(pad_ids(rows, length, padded_batch(len(rows))))[: len(rows)]
+    return out
