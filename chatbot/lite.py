@@ -66,7 +66,9 @@ class LiteEncoder:
         config: its configuration (token caps).
         threads: CPU threads per call.
 
-    Calls are serialised by a lock: one interpreter's tensors serve one call at a time.
+    Calls are serialised by a lock: one interpreter's tensors serve one call at a time. The
+    ``batch_size`` of the encode methods is accepted for :class:`~chatbot.encoder.TextEncoder`'s
+    callers and not used: a call is cut into batches of the largest converted size.
     """
 
     def __init__(

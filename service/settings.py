@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     runtime: Literal["auto", "tensorflow", "lite"] = Field(
         default="auto",
         description="where the model's encoders run: `lite` (LiteRT; no TensorFlow in the "
-        "worker, a third of its memory) needs an artifact with them converted (`chatbot "
+        "worker, about 400 MiB less each) needs an artifact with them converted (`chatbot "
         "lite`); `auto` takes it when there is no GPU",
     )
     model_threads: int = Field(
