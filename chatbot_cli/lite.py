@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and add it to the artifact; its weights, version and indexes stay valid. `chatbot "
         "serve` then runs the encoders on LiteRT when there is no GPU (--runtime): no "
         "TensorFlow in the workers, each about 400 MiB smaller (docs/performance.md). `chatbot "
-        "demo` and `chatbot ubuntu-model` do this already.",
+        "train`, `chatbot demo` and `chatbot ubuntu-model` do this already.",
     )
     p.add_argument("--model", type=Path, required=True, help="model artifact directory")
     p.set_defaults(func=run)

@@ -79,6 +79,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="initial word vectors: a text file of `word v1 ... vN` lines (GloVe/word2vec)",
     )
     p.add_argument(
+        "--no-lite",
+        dest="lite",
+        action="store_false",
+        help="do not convert the encoders for LiteRT after training (serving without "
+        "TensorFlow; `chatbot lite --model OUT` does it later)",
+    )
+    p.add_argument(
         "--strategy",
         choices=("default", "mirrored", "multi-worker"),
         default="default",
@@ -103,7 +110,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfi
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.train import make_strategy, train  # lazy: pulls in TensorFlow
+    from training.train import is_chief, make_strategy, train  # lazy: pulls in TensorFlow
 
     model_config, train_config = configs_from_args(args)
     for path in args.extra_train:  # before TensorFlow starts and the vocabulary is built
@@ -129,4 +136,9 @@ def run(args: argparse.Namespace) -> int:
         result.best_step,
         " (stopped early)" if result.stopped_early else "",
     )
+    if args.lite and is_chief():  # the one task that wrote the artifact
+        from chatbot.lite_export import export_lite
+
+        log.info("converting the encoders for LiteRT (serving without TensorFlow)")
+        export_lite(args.out)
     return 0
