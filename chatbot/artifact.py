@@ -106,6 +106,11 @@ class Artifact:
                 f"{self.path / LITE_INFO}: converted from other weights than {WEIGHTS}'s "
                 f"(re-run `chatbot lite --model {self.path}`)"
             )
+        if int(info["dim"]) != self.config.encoding_dim:
+            raise ArtifactError(
+                f"{self.path / LITE_INFO}: vectors of {info['dim']}, config.json's network "
+                f"encodes {self.config.encoding_dim}"
+            )
         try:
             return LiteEncoder(self.path / LITE_MODEL, info, self.vocab, self.config, threads)
         except (ValueError, RuntimeError) as exc:  # LiteRT's words for a file it cannot use
