@@ -127,7 +127,7 @@ def test_a_damaged_flatbuffer_is_reported(lite_bundle, tmp_path):
     ("change", "reason"),
     [({"weights": "0" * 64}, "converted from other weights"), ({"dim": 7}, "vectors of 7")],
 )
-def test_a_conversion_of_other_weights_is_refused(lite_bundle, tmp_path, change, reason):
+def test_a_conversion_that_does_not_fit_the_model_is_refused(lite_bundle, tmp_path, change, reason):
     model_dir = shutil.copytree(lite_bundle[0], tmp_path / "model")
     info = {**json.loads((model_dir / LITE_INFO).read_text()), **change}
     rewrite_files(model_dir, {LITE_INFO: lambda f: f.write_text(json.dumps(info))})
