@@ -18,11 +18,9 @@ from chatbot.config import ModelConfig
 from chatbot.model import DualEncoder
 from chatbot.text import Normalizer
 from chatbot.token_ids import (
-    LENGTH_BUCKETS,
     context_ids,
     encode_padded,
-    padded_batch,
-    padded_length,
+    padded_shapes,
     response_ids,
 )
 from chatbot.vocab import Vocab
@@ -149,10 +147,7 @@ class TextEncoder:
     def context_shapes(self, max_batch: int) -> set[tuple[int, int]]:
         """Every ``(rows, tokens)`` shape that :meth:`encode_contexts` pads a call of up to
         ``max_batch`` contexts to: what the compiled context encoder must be ready for."""
-        cap = self.config.max_context_tokens
-        rows = {padded_batch(n) for n in range(1, max_batch + 1)}
-        lengths = {padded_length(n, cap) for n in (*LENGTH_BUCKETS, cap)}
-        return {(r, n) for r in rows for n in lengths}
+        return padded_shapes(max_batch, self.config.max_context_tokens)
 
     def warm_up(self, max_batch: int) -> int:
         """Compiles the context encoder for every shape of :meth:`context_shapes`, so that no

@@ -25,11 +25,9 @@ import numpy as np
 
 from chatbot.config import ModelConfig
 from chatbot.token_ids import (
-    LENGTH_BUCKETS,
     context_ids,
     encode_padded,
-    padded_batch,
-    padded_length,
+    padded_shapes,
     response_ids,
 )
 from chatbot.vocab import Vocab
@@ -118,13 +116,11 @@ class LiteEncoder:
     def warm_up(self, max_batch: int) -> int:
         """Runs each context shape a batch of up to ``max_batch`` contexts is padded to once,
         so that their tensors are allocated before a request needs them; returns how many."""
-        cap = self.config.max_context_tokens
-        rows = {min(padded_batch(n), self.batches[-1]) for n in range(1, max_batch + 1)}
-        lengths = {padded_length(n, cap) for n in (*LENGTH_BUCKETS, cap)}
-        for r in sorted(rows):
-            for n in sorted(lengths):
-                self._call("contexts", np.ones((r, n), dtype=np.int32))  # id 1: <unk>
-        return len(rows) * len(lengths)
+        # A larger call is cut into batches of the largest size: no other shapes.
+        shapes = padded_shapes(min(max_batch, self.batches[-1]), self.config.max_context_tokens)
+        for shape in sorted(shapes):
+            self._call("contexts", np.ones(shape, dtype=np.int32))  # id 1: <unk>
+        return len(shapes)
 
     def _run(self, side: str, ids: list[np.ndarray], cap: int, progress: bool) -> np.ndarray:
         run = partial(self._call, side)

@@ -72,7 +72,7 @@ def _convert(artifact: Artifact, batches: Sequence[int], tmp: Path) -> bytes:
     module = tf.Module()
     signatures = {}
     for side in SIDES:
-        encode = model.encode_contexts if side == "contexts" else model.encode_responses
+        encode = getattr(model, f"encode_{side}")
         for batch in batches:
             # A fixed batch size: the LSTM's loop keeps its state in a list whose element
             # shape the converter needs to know; the length stays free.
@@ -101,10 +101,8 @@ def _check(artifact: Artifact, lite: LiteEncoder) -> None:
     keras = artifact.encoder(jit_compile=False)
     for side in SIDES:
         texts = [*_PROBES, *_PROBES[1:3]]  # 6 texts: a padded batch of 8
-        if side == "contexts":
-            want, got = keras.encode_contexts(texts), lite.encode_contexts(texts)
-        else:
-            want, got = keras.encode_responses(texts), lite.encode_responses(texts)
+        want = getattr(keras, f"encode_{side}")(texts)
+        got = getattr(lite, f"encode_{side}")(texts)
         scale = max(1.0, float(np.abs(want).max()))
         error = float(np.abs(want - got).max()) / scale
         if not error <= TOLERANCE:

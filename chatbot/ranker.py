@@ -42,8 +42,7 @@ def served_search(
     CPU the index's stored approximate index when it has one (:mod:`chatbot.ann`), else
     exact. Any other name is that backend (:func:`chatbot.search.make_backend`).
     ``gpu``: whether there is one, when known (else TensorFlow is asked)."""
-    on_gpu = has_gpu() if gpu is None else gpu
-    if backend == "auto" and index.ann_path is not None and not on_gpu:
+    if backend == "auto" and index.ann_path is not None and not (has_gpu() if gpu is None else gpu):
         return StoredIvfSearch.from_manifest(
             index.ann_path, index.manifest.get("ann", {}), index.vectors
         )
@@ -148,14 +147,10 @@ class Ranker:
         n_values = int(manifest["n"]) * int(manifest["dim"])
         index = load_index(index_dir, artifact, precision=stored_precision(backend, n_values, gpu))
         search = served_search(index, backend, gpu)
-        if lite:
-            scorer = artifact.scorer(lite_threads=threads)
-            return cls(
-                scorer, Normalizer(artifact.config.normalization), index, search,
-                artifact.version, artifact,
-            )  # fmt: skip
-        scorer = artifact.scorer()
-        spare = next((e for e in spares or () if e.fits(artifact.model, artifact.config)), None)
+        scorer = artifact.scorer(lite_threads=threads if lite else None)
+        spare = None
+        if not lite:  # a spare is a compiled TensorFlow encoder
+            spare = next((e for e in spares or () if e.fits(artifact.model, artifact.config)), None)
         if spare is not None and spares is not None:
             spares.remove(spare)
             encoder = spare.recycled_for(artifact.model, artifact.vocab, artifact.config)

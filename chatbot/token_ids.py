@@ -40,6 +40,18 @@ def padded_batch(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
+def padded_shapes(max_batch: int, cap: int) -> set[tuple[int, int]]:
+    """Every ``(rows, tokens)`` shape a call of up to ``max_batch`` texts is padded to.
+
+    Example:
+        >>> sorted(padded_shapes(2, 20))
+        [(1, 16), (1, 20), (2, 16), (2, 20)]
+    """
+    rows = {padded_batch(n) for n in range(1, max_batch + 1)}
+    lengths = {padded_length(n, cap) for n in (*LENGTH_BUCKETS, cap)}
+    return {(r, n) for r in rows for n in lengths}
+
+
 def pad_ids(id_rows: Sequence[np.ndarray], length: int, rows: int | None = None) -> np.ndarray:
     """Right-padded int32 matrix of shape (rows or len(id_rows), length)."""
     out = np.zeros((rows or len(id_rows), length), dtype=np.int32)
