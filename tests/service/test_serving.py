@@ -4,6 +4,7 @@ one closes after its last request, and a version that fails to load is refused."
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,28 @@ def test_the_newest_version_serves_and_a_new_one_is_swapped_in(tmp_path: Path) -
         await serving.close()
 
     asyncio.run(scenario())
+
+
+def test_each_loaded_version_is_frozen_out_of_garbage_collection(tmp_path: Path) -> None:
+    def walked_by_the_collector(obj: object) -> bool:
+        return any(o is obj for o in gc.get_objects())
+
+    async def scenario() -> None:
+        repo = _repository(tmp_path, "v000001")
+        serving = _serving(repo, Loader())
+        await serving.start()
+        assert serving.current is not None
+        assert not walked_by_the_collector(serving.current.ranker)
+        (repo / "v000002").mkdir()
+        await serving.check()
+        assert serving.current.version == "v000002"
+        assert not walked_by_the_collector(serving.current.ranker)
+        await serving.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        gc.unfreeze()
 
 
 def test_a_request_finishes_on_the_bundle_it_started_on(tmp_path: Path) -> None:
