@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, cast
 
 from chatbot import bundles
 from service.batching import MicroBatcher
-from service.heap import freeze_loaded_objects
+from service.heap import collection_paused, freeze_loaded_objects
 from service.metrics import Metrics
 from service.settings import Settings
 
@@ -140,10 +140,11 @@ class Serving:
         if self.repository is not None:
             # Read before loading: a reload asked for while this loads is still news after.
             self._marker_seen = bundles.reload_requested_at(self.repository)
-        if ranker is not None or self.repository is None:
-            await self._start_from_files(ranker)
-        else:
-            await self._start_from_repository()
+        with collection_paused():  # nothing is served before the first load
+            if ranker is not None or self.repository is None:
+                await self._start_from_files(ranker)
+            else:
+                await self._start_from_repository()
         if self.repository is not None:
             self._watcher = asyncio.create_task(self._watch(), name="repository-watcher")
             wants_spare = self.settings.spare_model and self._compile_spare is not None

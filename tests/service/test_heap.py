@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.heap import freeze_loaded_objects
+from service.heap import collection_paused, freeze_loaded_objects
 
 
 class _Node:
@@ -50,3 +50,22 @@ def test_garbage_made_before_the_freeze_is_collected_not_frozen() -> None:
     del node
     freeze_loaded_objects()
     assert alive() is None
+
+
+def test_collection_is_paused_inside_and_left_as_found() -> None:
+    with collection_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collection_paused():
+            pass
+        assert not gc.isenabled()  # it was off before: it stays off
+    finally:
+        gc.enable()
+
+
+def test_collection_resumes_when_the_load_fails() -> None:
+    with pytest.raises(ValueError), collection_paused():
+        raise ValueError("the index is broken")
+    assert gc.isenabled()
