@@ -24,7 +24,7 @@ from service.schemas import (
     ResponseItem,
     error_responses,
 )
-from service.serving import LiveBundle, NotReady
+from service.serving import LiveBundle, NotReady, Serving
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -57,6 +57,31 @@ async def respond(
     if body.session_id is not None:
         earlier = await state.feedback.session_turns(body.session_id)
         context = [*earlier, *context][-settings.max_turns :]
+    answer, exchange = await _answer_from_serving(body, context, serving, settings, metrics, start)
+    if answer.abstained:
+        metrics.abstained.inc()
+    state.feedback.record(exchange)
+    if body.session_id is not None:
+        said = [answer.reply] if not answer.abstained else []
+        await state.feedback.save_session(body.session_id, [*context, *said])
+    answer.took_ms = (time.perf_counter() - start) * 1000
+    return answer
+
+
+async def _answer_from_serving(
+    body: RespondRequest,
+    context: list[str],
+    serving: Serving,
+    settings: Settings,
+    metrics: Metrics,
+    start: float,
+) -> tuple[RespondResponse, Exchange]:
+    """The answer and its feedback record, from the bundle serving now.
+
+    A function of its own so that nothing of the bundle outlives it: the session save that
+    follows may wait on the database, and a swapped-out version is freed (and the heap frozen
+    again, ``service.serving``) only when no request refers to it.
+    """
     # Two at least: the confidence reads the best reply's margin over the runner-up.
     wanted = max(body.k, 2)
     try:
@@ -65,7 +90,6 @@ async def respond(
                 _answer(context, body.candidates, wanted, live, metrics, start),
                 settings.request_timeout_s,
             )
-            ranker = live.ranker
     except NotReady as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"not ready: {exc}") from exc
     except TimeoutError as exc:
@@ -79,15 +103,8 @@ async def respond(
         # Input was validated above, so what is left is the server's fault.
         logger.exception("ranker failed")
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "model error") from exc
-    answer = _decide(hits, body, ranker, settings, live.version)
-    if answer.abstained:
-        metrics.abstained.inc()
-    state.feedback.record(_exchange(answer, context, normalized, body.session_id, ranker))
-    if body.session_id is not None:
-        said = [answer.reply] if not answer.abstained else []
-        await state.feedback.save_session(body.session_id, [*context, *said])
-    answer.took_ms = (time.perf_counter() - start) * 1000
-    return answer
+    answer = _decide(hits, body, live.ranker, settings, live.version)
+    return answer, _exchange(answer, context, normalized, body.session_id, live.ranker)
 
 
 def _decide(

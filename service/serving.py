@@ -245,13 +245,16 @@ class Serving:
         await asyncio.to_thread(ranker.warm_up, self.settings.max_batch_size)
         return ranker
 
-    def _keep_spare(self, live: LiveBundle) -> None:
-        """Keeps a released bundle's encoder for the next version of its network (a
-        TensorFlow one: LiteRT's compile nothing, and need no spare)."""
+    def _released(self, live: LiveBundle) -> None:
+        """A swapped-out bundle answered its last request: its encoder is kept for the next
+        version of its network (a TensorFlow one: LiteRT's compile nothing, and need no
+        spare), and the heap is frozen again once the rest of it is garbage."""
         self._retiring.discard(live)
         encoder = live.ranker.scorer.encoder
         if hasattr(encoder, "recycled_for"):
             self.spares = [*self.spares, cast("TextEncoder", encoder)][-MAX_SPARES:]
+        # Soon, not now: the request that released it still refers to it until it returns.
+        asyncio.get_running_loop().call_soon(_freeze_heap)
 
     async def _make_spare(self) -> None:
         """Compiles the serving network's encoder once more, as a spare for its next version
@@ -285,15 +288,19 @@ class Serving:
             on_stage_times=self.metrics.observe_stages,
         )
         await batcher.start()
-        live = LiveBundle(version, ranker, batcher, bundle, on_closed=self._keep_spare)
+        live = LiveBundle(version, ranker, batcher, bundle, on_closed=self._released)
         old, self.current = self.current, live
         self.not_ready = ""
-        if old is not None:
-            self.swaps += 1
-            self.metrics.bundle_swaps.inc()
-            self._retiring.add(old)
-            await old.close_when_idle()
-        _freeze_heap()
+        if old is None:
+            _freeze_heap()
+            return
+        self.swaps += 1
+        self.metrics.bundle_swaps.inc()
+        self._retiring.add(old)
+        # Frozen once the old bundle is released (_released), at once if it is idle: frozen
+        # while it still answered requests, whatever of it lies in reference cycles would
+        # stay in the permanent generation, never collected, until the next load.
+        await old.close_when_idle()
 
     async def _watch(self) -> None:
         """Checks the repository every ``poll_s`` seconds, and whenever the reload marker

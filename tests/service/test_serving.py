@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,7 @@ def test_each_loaded_version_is_frozen_out_of_garbage_collection(tmp_path: Path)
         assert not walked_by_the_collector(serving.current.ranker)
         (repo / "v000002").mkdir()
         await serving.check()
+        await asyncio.sleep(0)  # the heap is frozen just after the old version is released
         assert serving.current.version == "v000002"
         assert not walked_by_the_collector(serving.current.ranker)
         await serving.close()
@@ -114,6 +116,43 @@ def test_a_request_finishes_on_the_bundle_it_started_on(tmp_path: Path) -> None:
         await serving.close()
 
     asyncio.run(scenario())
+
+
+def test_a_swapped_out_ranker_is_freed_after_its_last_request(tmp_path: Path) -> None:
+    """Even a ranker in reference cycles (as a Keras network is), still answering a request
+    when it is swapped out: the heap frozen at the swap must not pin it."""
+
+    class CyclicLoader(Loader):
+        def __call__(self, model_dir: Path, index_dir: Path, spares: list) -> object:
+            ranker = super().__call__(model_dir, index_dir, spares)
+            ranker.itself = ranker  # type: ignore[attr-defined]
+            return ranker
+
+    async def scenario() -> None:
+        repo = _repository(tmp_path, "v000001")
+        serving = _serving(repo, CyclicLoader(delay=0.3))
+        await serving.start()
+        assert serving.current is not None
+        old_ranker = weakref.ref(serving.current.ranker)
+
+        async def ask() -> None:
+            async with serving.use() as live:
+                await live.batcher.respond(["hi"], 1)  # type: ignore[arg-type]
+
+        slow = asyncio.create_task(ask())
+        await asyncio.sleep(0.05)  # in use at the swap
+        (repo / "v000002").mkdir()
+        await serving.check()
+        await slow
+        gc.collect()
+
+        assert old_ranker() is None
+        await serving.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        gc.unfreeze()
 
 
 def test_a_broken_version_is_refused_once_and_the_old_one_keeps_serving(tmp_path: Path) -> None:
