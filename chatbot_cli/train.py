@@ -45,6 +45,7 @@ _TRAIN_FLAGS: dict[str, dict[str, Any]] = {
     "bucketing": {"action": argparse.BooleanOptionalAction},
     "hard_negatives": {"action": argparse.BooleanOptionalAction},
     "negative_queue": {"type": int},
+    "lexical_residual": {"type": float},
     "seed": {"type": int},
 }
 

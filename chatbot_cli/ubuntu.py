@@ -44,6 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also train against the responses of the last N rows (default: the preset's)",
     )
     p.add_argument(
+        "--lexical-residual",
+        type=float,
+        metavar="W",
+        help="add W x the TF-IDF cosine to every training logit (default: the preset's, 0)",
+    )
+    p.add_argument(
         "--no-word-vectors", action="store_true", help="random embeddings instead of word2vec"
     )
     p.add_argument(
@@ -66,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         hierarchical=args.hierarchical,
         negative_queue=args.negative_queue,
+        lexical_residual=args.lexical_residual,
         word_vectors=not args.no_word_vectors,
         lexical=not args.no_lexical,
         reuse={"data"} if args.reuse_data else set(),

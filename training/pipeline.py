@@ -86,6 +86,7 @@ class PipelineOptions:
         max_steps: overrides the preset's training steps.
         hierarchical: overrides the preset's context encoding (turn by turn, or flat).
         negative_queue: overrides the preset's cross-batch negatives (0: off).
+        lexical_residual: overrides the preset's TF-IDF weight in the loss (0: off).
         word_vectors: ``False`` turns the recipe's word2vec start off.
         lexical: tune and save the TF-IDF hybrid score (kept only if its weight is above 0).
         reuse: steps (of :data:`STEPS`) whose output is kept when it exists already and no
@@ -97,6 +98,7 @@ class PipelineOptions:
     max_steps: int | None = None
     hierarchical: bool | None = None
     negative_queue: int | None = None
+    lexical_residual: float | None = None
     word_vectors: bool = True
     lexical: bool = True
     reuse: Collection[str] = field(default_factory=frozenset)
@@ -242,6 +244,8 @@ def _configs(preset: str, options: PipelineOptions) -> tuple[ModelConfig, TrainC
     train_config = dataclasses.replace(train_config, seed=options.seed)
     if options.negative_queue is not None:
         train_config = dataclasses.replace(train_config, negative_queue=options.negative_queue)
+    if options.lexical_residual is not None:
+        train_config = dataclasses.replace(train_config, lexical_residual=options.lexical_residual)
     if options.hierarchical is not None:
         model_config = dataclasses.replace(model_config, hierarchical=options.hierarchical)
     return model_config, train_config

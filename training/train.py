@@ -35,12 +35,15 @@ from tqdm import tqdm
 from chatbot.artifact import save_artifact
 from chatbot.config import ModelConfig, from_dict
 from chatbot.encoder import TextEncoder
+from chatbot.lexical import TfidfModel
 from chatbot.model import DualEncoder, build_dual_encoder
 from chatbot.scoring import Scorer
 from chatbot.vocab import Vocab
 from training.dataset import InputOptions, build_vocab, train_dataset
 from training.errors import DataError
 from training.evaluate import evaluate
+from training.hybrid import fit_lexical
+from training.lexical_residual import tfidf_cosines, vocab_idf
 from training.response_queue import ResponseQueue, fingerprints
 from training.sources.udc_csv import EvalRow, read_eval_rows
 from training.train_config import TrainConfig
@@ -106,6 +109,7 @@ def _losses(
     inputs: tuple[tf.Tensor, ...],
     labels: tf.Tensor,
     queue: ResponseQueue | None = None,
+    residual: Residual | None = None,
 ) -> tf.Tensor:
     """Per-example loss for one replica's batch.
 
@@ -114,7 +118,8 @@ def _losses(
     negatives of the softmax (as a wrong answer for every context of the batch). There a row
     labelled 0 has no true response: it only pushes its negative's score down. With a
     ``queue`` the responses of recent batches are wrong answers too, and this batch's
-    responses are pushed onto it (after they are scored against it).
+    responses are pushed onto it (after they are scored against it). With a ``residual``
+    every logit of the softmax gets its pair's weighted TF-IDF cosine.
     """
     context_ids, response_ids = inputs[0], inputs[1]
     c = model.encode_contexts(context_ids, training=True)  # (B, d)
@@ -124,6 +129,8 @@ def _losses(
         return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
     # In-batch negatives: every other response in the batch is a wrong answer.
     logits = model.pairwise_logits(c, r)  # (B, B), the true response on the diagonal
+    if residual is not None:
+        logits += residual.cosines(context_ids, response_ids)
     targets = tf.range(tf.shape(logits)[0])
     has_true = tf.ones_like(targets, logits.dtype)
     columns = [logits]
@@ -134,6 +141,8 @@ def _losses(
         logits = logits - 1e9 * (1.0 - has_true)[None, :]
         h = model.encode_responses(inputs[2], training=True)  # (B, d)
         hard = model.pairwise_logits(c, h)  # (B, B)
+        if residual is not None:
+            hard += residual.cosines(context_ids, inputs[2])
         # A row without a negative holds a placeholder: its column must never count.
         missing = tf.cast(1.0 - inputs[3], hard.dtype)[None, :]  # (1, B)
         columns = [logits, hard - 1e9 * missing]
@@ -151,9 +160,35 @@ def _losses(
     return has_true * loss + (1.0 - has_true) * pushed_down
 
 
-def validation_recall(encoder: TextEncoder, rows: list[EvalRow]) -> float:
-    """R10@1 of the encoder's current weights (the neural part alone) on validation rows."""
-    return evaluate(rows, Scorer(encoder), progress=False)["model"]["recall@1"]
+@dataclass(frozen=True)
+class Residual:
+    """The lexical residual of a training run (:mod:`training.lexical_residual`): the hybrid
+    TF-IDF model, its idf in vocabulary order, and the weight of its cosine in the loss."""
+
+    lexical: TfidfModel
+    idf: np.ndarray
+    weight: float
+
+    @classmethod
+    def fit(cls, train_path: Path, vocab: Vocab, weight: float) -> Residual:
+        lexical = fit_lexical(train_path)
+        return cls(lexical, vocab_idf(lexical, vocab), weight)
+
+    def cosines(self, a_ids: tf.Tensor, b_ids: tf.Tensor) -> tf.Tensor:
+        return self.weight * tf.stop_gradient(tfidf_cosines(a_ids, b_ids, self.idf))
+
+    def scorer(self, encoder: TextEncoder) -> Scorer:
+        """The score the network was trained within."""
+        return Scorer(encoder, self.lexical, self.weight)
+
+
+def validation_recall(
+    encoder: TextEncoder, rows: list[EvalRow], residual: Residual | None = None
+) -> float:
+    """R10@1 of the encoder's current weights on validation rows: of the neural part alone,
+    or with a residual of the sum the network is trained within."""
+    scorer = residual.scorer(encoder) if residual is not None else Scorer(encoder)
+    return evaluate(rows, scorer, progress=False)["model"]["recall@1"]
 
 
 def _prepare_workdir(
@@ -288,12 +323,16 @@ def train(
         return train_dataset(train_path, vocab, config, _replace_batch(options, per_replica), shard)
 
     iterator = iter(strategy.distribute_datasets_from_function(dataset_fn))
+    residual = None
+    if tc.lexical_residual > 0 and config.loss == "softmax":
+        log.info("lexical residual: TF-IDF cosine x %g in every logit", tc.lexical_residual)
+        residual = Residual.fit(train_path, vocab, tc.lexical_residual)
 
     @tf.function(reduce_retracing=True)
     def train_step(iterator: Any) -> tf.Tensor:
         def step_fn(inputs: tuple[tf.Tensor, ...], labels: tf.Tensor) -> tf.Tensor:
             with tf.GradientTape() as tape:
-                losses = _losses(model, config, inputs, labels, queue)
+                losses = _losses(model, config, inputs, labels, queue, residual)
                 loss = tf.nn.compute_average_loss(losses)
             grads = tape.gradient(loss, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
@@ -333,7 +372,7 @@ def train(
             history.append(point)
             window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
         if valid_rows and (s % tc.eval_every == 0 or s == tc.max_steps):
-            recall = validation_recall(valid_encoder, valid_rows)
+            recall = validation_recall(valid_encoder, valid_rows, residual)
             history.append({"step": s, "valid_recall@1": recall})
             with writer.as_default(step=s):
                 tf.summary.scalar("valid_recall@1", recall)

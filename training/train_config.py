@@ -28,6 +28,9 @@ class TrainConfig:
         negative_queue: with the softmax loss, also score each context against the
             responses of the last ``negative_queue`` training rows (0: off); see
             :mod:`training.response_queue`.
+        lexical_residual: with the softmax loss, the weight of the TF-IDF cosine added to
+            every training logit (0: off), so that the network learns what word overlap
+            misses (:mod:`training.lexical_residual`); validation then scores the same sum.
         seed: initialisation and shuffling seed.
         log_every: steps between log lines and TensorBoard points.
     """
@@ -44,6 +47,7 @@ class TrainConfig:
     bucketing: bool = True
     hard_negatives: bool = False
     negative_queue: int = 0
+    lexical_residual: float = 0.0
     seed: int = 0
     log_every: int = 20
 
@@ -52,6 +56,8 @@ class TrainConfig:
         bad = {name: getattr(self, name) for name in positive if getattr(self, name) < 1}
         if self.learning_rate <= 0:
             bad["learning_rate"] = self.learning_rate
+        if self.lexical_residual < 0:
+            bad["lexical_residual"] = self.lexical_residual
         for name in ("eval_rows", "patience", "shuffle_buffer", "negative_queue"):
             if getattr(self, name) < 0:
                 bad[name] = getattr(self, name)
