@@ -79,6 +79,10 @@ CASES: dict[str, tuple[str, str]] = {
         "train --preset tiny --train {data} --out {tmp}/m --negative-queue -1",
         "invalid TrainConfig values: {'negative_queue': -1}",
     ),
+    "train: a negative lexical residual": (
+        "train --preset tiny --train {data} --out {tmp}/m --lexical-residual -2",
+        "invalid TrainConfig values: {'lexical_residual': -2.0}",
+    ),
     "ubuntu-model: a setting out of range": (
         "ubuntu-model --shared-data {tmp} --out {tmp}/u --max-steps 0",
         "invalid TrainConfig values: {'max_steps': 0}",
