@@ -22,11 +22,16 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 import tensorflow as tf
 
 from chatbot.lexical import TfidfModel
+from chatbot.scoring import PairEncoder, Scorer
 from chatbot.vocab import Vocab
+from training.hybrid import fit_lexical
 
 
 def vocab_idf(lexical: TfidfModel, vocab: Vocab) -> np.ndarray:
@@ -48,3 +53,31 @@ def tfidf_rows(ids: tf.Tensor, idf: tf.Tensor | np.ndarray) -> tf.Tensor:
 def tfidf_cosines(a_ids: tf.Tensor, b_ids: tf.Tensor, idf: tf.Tensor | np.ndarray) -> tf.Tensor:
     """``(len(a), len(b))`` TF-IDF cosines of every pair of rows (0 for an empty row)."""
     return tf.matmul(tfidf_rows(a_ids, idf), tfidf_rows(b_ids, idf), transpose_b=True)
+
+
+@dataclass(frozen=True)
+class Residual:
+    """The lexical residual of a training run: the hybrid TF-IDF model, its idf in vocabulary
+    order, and the weight of its cosine in the loss."""
+
+    lexical: TfidfModel
+    idf: np.ndarray
+    weight: float
+
+    @classmethod
+    def fit(cls, train_path: Path, vocab: Vocab, weight: float) -> Residual:
+        lexical = fit_lexical(train_path)
+        return cls(lexical, vocab_idf(lexical, vocab), weight)
+
+    def rows(self, ids: tf.Tensor) -> tf.Tensor:
+        """The TF-IDF rows of a batch's token ids, computed once for all of their pairs."""
+        return tfidf_rows(ids, self.idf)
+
+    def logits(self, context_rows: tf.Tensor, response_ids: tf.Tensor) -> tf.Tensor:
+        """``(contexts, responses)``: the weighted cosines added to the softmax's logits (ids
+        carry no gradient, so neither do they)."""
+        return self.weight * tf.matmul(context_rows, self.rows(response_ids), transpose_b=True)
+
+    def scorer(self, encoder: PairEncoder) -> Scorer:
+        """The score the network is trained within."""
+        return Scorer(encoder, self.lexical, self.weight)

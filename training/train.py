@@ -35,15 +35,13 @@ from tqdm import tqdm
 from chatbot.artifact import save_artifact
 from chatbot.config import ModelConfig, from_dict
 from chatbot.encoder import TextEncoder
-from chatbot.lexical import TfidfModel
 from chatbot.model import DualEncoder, build_dual_encoder
 from chatbot.scoring import Scorer
 from chatbot.vocab import Vocab
 from training.dataset import InputOptions, build_vocab, train_dataset
 from training.errors import DataError
 from training.evaluate import evaluate
-from training.hybrid import fit_lexical
-from training.lexical_residual import tfidf_cosines, vocab_idf
+from training.lexical_residual import Residual
 from training.response_queue import ResponseQueue, fingerprints
 from training.sources.udc_csv import EvalRow, read_eval_rows
 from training.train_config import TrainConfig
@@ -130,7 +128,8 @@ def _losses(
     # In-batch negatives: every other response in the batch is a wrong answer.
     logits = model.pairwise_logits(c, r)  # (B, B), the true response on the diagonal
     if residual is not None:
-        logits += residual.cosines(context_ids, response_ids)
+        context_rows = residual.rows(context_ids)
+        logits += residual.logits(context_rows, response_ids)
     targets = tf.range(tf.shape(logits)[0])
     has_true = tf.ones_like(targets, logits.dtype)
     columns = [logits]
@@ -142,7 +141,7 @@ def _losses(
         h = model.encode_responses(inputs[2], training=True)  # (B, d)
         hard = model.pairwise_logits(c, h)  # (B, B)
         if residual is not None:
-            hard += residual.cosines(context_ids, inputs[2])
+            hard += residual.logits(context_rows, inputs[2])
         # A row without a negative holds a placeholder: its column must never count.
         missing = tf.cast(1.0 - inputs[3], hard.dtype)[None, :]  # (1, B)
         columns = [logits, hard - 1e9 * missing]
@@ -158,28 +157,6 @@ def _losses(
         return loss
     pushed_down = tf.nn.softplus(tf.linalg.diag_part(hard))  # -log σ(-s(c, negative))
     return has_true * loss + (1.0 - has_true) * pushed_down
-
-
-@dataclass(frozen=True)
-class Residual:
-    """The lexical residual of a training run (:mod:`training.lexical_residual`): the hybrid
-    TF-IDF model, its idf in vocabulary order, and the weight of its cosine in the loss."""
-
-    lexical: TfidfModel
-    idf: np.ndarray
-    weight: float
-
-    @classmethod
-    def fit(cls, train_path: Path, vocab: Vocab, weight: float) -> Residual:
-        lexical = fit_lexical(train_path)
-        return cls(lexical, vocab_idf(lexical, vocab), weight)
-
-    def cosines(self, a_ids: tf.Tensor, b_ids: tf.Tensor) -> tf.Tensor:
-        return self.weight * tf.stop_gradient(tfidf_cosines(a_ids, b_ids, self.idf))
-
-    def scorer(self, encoder: TextEncoder) -> Scorer:
-        """The score the network was trained within."""
-        return Scorer(encoder, self.lexical, self.weight)
 
 
 def validation_recall(

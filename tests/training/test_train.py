@@ -173,7 +173,8 @@ def test_a_lexical_residual_adds_each_pairs_weighted_cosine_to_its_logit():
     import tensorflow as tf
 
     from chatbot.lexical import TfidfModel
-    from training.train import Residual, _losses
+    from training.lexical_residual import Residual
+    from training.train import _losses
 
     model_config, model, ids, _ = _tiny_batch(seed=2)
     labels = tf.ones(4)
@@ -186,7 +187,7 @@ def test_a_lexical_residual_adds_each_pairs_weighted_cosine_to_its_logit():
     assert (helped.numpy() < plain.numpy()).all()
     # The same as adding the cosines to the logits by hand (rows and columns, symmetric).
     logits = model.pairwise_logits(model.encode_contexts(ids), model.encode_responses(ids))
-    logits += residual.cosines(ids, ids)
+    logits += residual.logits(residual.rows(ids), ids)
     xent = tf.nn.sparse_softmax_cross_entropy_with_logits
     targets = tf.range(4)
     want = 0.5 * (xent(labels=targets, logits=logits) + xent(targets, tf.transpose(logits)))
