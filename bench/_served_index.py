@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench._served_corpus import DEFAULT_CSV, served_corpus
+from bench._served_corpus import DEFAULT_CSV, Corpus, served_corpus
 from chatbot.ann import ANN_KIND, ANN_MIN_RESPONSES
 
 UBUNTU_MODEL = Path("artifacts/ubuntu/model")
@@ -63,16 +63,16 @@ def served_model(workdir: Path, csv_path: Path | None = DEFAULT_CSV) -> tuple[Pa
 
 def served_index(
     workdir: Path, model_dir: Path, n: int, csv_path: Path | None = DEFAULT_CSV
-) -> tuple[Path, list[str], str]:
-    """An index of ``n`` responses for ``model_dir``: its folder, the benchmark's normalised
-    queries, and where the texts came from."""
+) -> tuple[Path, Corpus]:
+    """An index of ``n`` responses for ``model_dir``: its folder, and the corpus it holds
+    (texts, their base texts, the benchmark's normalised queries, where they came from)."""
     from chatbot.artifact import load_artifact
     from chatbot.index import save_index
     from chatbot.scoring import encode_unique
 
     artifact = load_artifact(model_dir)
     corpus = served_corpus(n, csv_path, n_queries=512)
-    texts, queries, source = corpus.texts, corpus.queries, corpus.source
+    texts, source = corpus.texts, corpus.source
     index_dir = workdir / f"hybrid-index-{n}"
     manifest = index_dir / "manifest.json"
     if manifest.is_file():
@@ -80,7 +80,7 @@ def served_index(
         current = saved["model_checksum"] == artifact.checksum
         ann_kind = saved.get("ann", {}).get("kind")
         if current and ann_kind == (ANN_KIND if n >= ANN_MIN_RESPONSES else None):
-            return index_dir, queries, source
+            return index_dir, corpus
     print(f"building the {n:,}-response hybrid index in {index_dir} ...", flush=True)
     encoder = artifact.encoder()
     # A variant gets its base text's vector plus noise: only the base texts are encoded.
@@ -103,7 +103,7 @@ def served_index(
         display="normalized",
         progress=True,
     )
-    return index_dir, queries, source
+    return index_dir, corpus
 
 
 def neural_reference(workdir: Path, n: int) -> tuple[Path, Path]:

@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from bench._served_corpus import DEFAULT_CSV, served_corpus
+from bench._served_corpus import DEFAULT_CSV
 from bench._served_index import neural_reference, served_index, served_model
 from chatbot.scoring import hybrid_score
 from chatbot.search import make_backend
@@ -205,8 +205,8 @@ def main() -> None:
     print(f"model: {model_line}; {os.cpu_count()} CPUs; load {os.getloadavg()[0]:.1f}")
     print("milliseconds per call (batch 1) or per batch of 32 contexts")
     for n in args.sizes:
-        index_dir, queries, source = served_index(args.workdir, model_dir, n, args.csv)
-        origins = served_corpus(n, args.csv, n_queries=1).origins
+        index_dir, corpus = served_index(args.workdir, model_dir, n, args.csv)
+        queries, source = corpus.queries, corpus.source
         raw = [q.replace(" __eou__", "").replace(" __eot__", "") for q in queries]
         served = Ranker.load(model_dir, index_dir)  # as `chatbot serve` (backend auto)
         served.warm_up(max(args.batches))
@@ -226,7 +226,7 @@ def main() -> None:
         print(f"(exact top-10 of {args.recall_queries} queries by brute force ...)", flush=True)
         exact = exact_top(served, queries[: args.recall_queries])
         recalls = {
-            name: recall_of_exact(ranker, queries[: args.recall_queries], exact, origins)
+            name: recall_of_exact(ranker, queries[: args.recall_queries], exact, corpus.origins)
             for name, ranker in variants.items()
         }
         for batch in args.batches:

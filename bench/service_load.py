@@ -304,7 +304,7 @@ def run_variant(args, n: int, variant: str, bodies_file: Path, bodies: list[dict
     workers = int(workers_text or 1)
     if kind == "hybrid":
         model, _ = served_model(args.workdir, args.csv)
-        index, _, _ = served_index(args.workdir, model, n, args.csv)
+        index, _ = served_index(args.workdir, model, n, args.csv)
     elif kind == "neural":
         model, index = neural_reference(args.workdir, n)
     else:
@@ -407,7 +407,8 @@ def main() -> None:
     rows = []
     for n in args.sizes:
         model, _ = served_model(args.workdir, args.csv)
-        _, queries, source = served_index(args.workdir, model, n, args.csv)
+        _, corpus = served_index(args.workdir, model, n, args.csv)
+        queries, source = corpus.queries, corpus.source
         print(f"requests: real contexts ({source})")
         raw = [" ".join(w for w in q.split() if w not in ("__eou__", "__eot__")) for q in queries]
         bodies = [{"context": [text], "k": args.k} for text in raw]

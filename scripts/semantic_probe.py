@@ -123,7 +123,11 @@ class MiniLM:
 
 def convert_for_lite(minilm: MiniLM, path: Path, int8: bool) -> None:
     """Writes the network as a LiteRT flatbuffer for one text at a time (no padding, so no
-    mask); ``int8``: dynamic-range int8 weights (``tf.lite.Optimize.DEFAULT``)."""
+    mask); ``int8``: dynamic-range int8 weights (``tf.lite.Optimize.DEFAULT``).
+
+    The same layers as :meth:`MiniLM.encode`, written again in TensorFlow only because the
+    converter needs a TensorFlow function: the numpy one is the reference (checked against
+    sentence-transformers), and the float32 conversion matches it (cosine 1.0000)."""
     import tensorflow as tf
 
     weights = {k: tf.constant(v) for k, v in minilm.w.items() if not k.endswith("position_ids")}
@@ -219,24 +223,26 @@ def raw_rows(shared: Path, csv_path: Path) -> list[tuple[list[str], str, list[st
 def normalized_rows(csv_path: Path) -> list[tuple[list[str], str, list[str]]]:
     """The rows as the CSV holds them (normalised, markers dropped): for rows whose raw text
     is not at hand, such as the official UDC files (stemmed only)."""
-    from chatbot.text import EOT
+    from chatbot.text import split_turns
     from training.sources.udc_csv import read_eval_rows
 
     out = []
     for row in read_eval_rows(csv_path):
-        turns = [_plain(t) for t in row.context.split(EOT) if t.strip()]
-        out.append((turns, _plain(row.response), [_plain(d) for d in row.distractors]))
+        distractors = [_plain(d) for d in row.distractors]
+        out.append((split_turns(row.context), _plain(row.response), distractors))
     return out
 
 
 def _plain(text: str) -> str:
-    """A UDC-layout text without its ``__eou__``/``__eot__`` markers.
+    """A UDC-layout text without its markers (its turns joined).
 
     Example:
         >>> _plain("hi __eou__ there __eou__ __eot__")
         'hi there'
     """
-    return " ".join(w for w in text.split() if w not in ("__eou__", "__eot__"))
+    from chatbot.text import split_turns
+
+    return " ".join(split_turns(text))
 
 
 def main() -> int:
@@ -267,9 +273,8 @@ def main() -> int:
 
     from chatbot.lexical import rowwise_dot
     from chatbot.ranker import Ranker
-    from chatbot.text import split_turns
     from chatbot_cli.ask import read_questions
-    from training.repository_eval import repository_texts
+    from training.repository_eval import _job  # the rows made ready as `chatbot eval` does
     from training.sources.udc_csv import read_eval_rows
 
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -278,13 +283,14 @@ def main() -> int:
     scorer, index = ranker.scorer, ranker.index
     csv_path = args.data / f"{args.split}.csv"
     rows = list(read_eval_rows(csv_path))
+    job = _job(rows, index, ranker.normalizer, seed=0)
     stem = args.split if args.text == "raw" else f"{args.data.name}_{args.split}_normalized"
     if args.text == "raw":
         raw = raw_rows(args.shared_data, csv_path)
         repo_m = minilm.encode_all(list(index.texts), args.cache / "repository.npy")
     else:
         raw = normalized_rows(csv_path)
-        repo_texts = [_plain(t) for t in repository_texts(index, ranker.normalizer)]
+        repo_texts = [_plain(t) for t in job.repo]
         repo_m = minilm.encode_all(repo_texts, args.cache / "repository_normalized.npy")
     queries = [" ".join(turns[-CONTEXT_TURNS:]) for turns, _, _ in raw]
     query_side: MiniLM | LiteQueries = minilm
@@ -298,17 +304,12 @@ def main() -> int:
         context_m = np.load(cached)
     truth_m = minilm.encode_all([truth for _, truth, _ in raw], args.cache / f"{stem}_truths.npy")
 
-    contexts, truths = [r.context for r in rows], [r.response for r in rows]
-    lasts = [(split_turns(c) or [""])[-1] for c in contexts]
-    repo = repository_texts(index, ranker.normalizer)
-    where: dict[str, list[int]] = {}
-    for i, text in enumerate(repo):
-        where.setdefault(text, []).append(i)
+    contexts, truths = job.contexts, job.truths
     lexical, w, bias = scorer.lexical, scorer.lexical_weight, scorer.bias
     assert lexical is not None and index.lexical is not None
     queries_v = scorer.encoder.encode_contexts(contexts)
     true_neural = np.einsum("nd,nd->n", queries_v, scorer.encoder.encode_responses(truths))
-    context_rows, last_rows = lexical.transform(contexts), lexical.transform(lasts)
+    context_rows, last_rows = lexical.transform(contexts), lexical.transform(job.last_turns)
     true_cosine = rowwise_dot(context_rows, lexical.transform(truths))
     true_semantic = np.einsum("nd,nd->n", context_m, truth_m)
     vectors = np.asarray(index.vectors, dtype=np.float32)
@@ -330,10 +331,10 @@ def main() -> int:
             )
             beaten = scores >= truth[:, None]  # ties count against the truth
             for j, r in enumerate(range(s, s + len(beaten))):
-                beaten[j, where.get(truths[r], [])] = False
+                beaten[j, job.duplicates[r]] = False
             ranks[name] += (1 + beaten.sum(1)).tolist()
             top1[name] += np.argmax(np.where(echo, -np.inf, scores), 1).tolist()
-    print(f"{args.split}: {len(rows)} rows, repository {len(repo):,}; hybrid weight {w:g}")
+    print(f"{args.split}: {len(rows)} rows, repository {len(job.repo):,}; hybrid weight {w:g}")
     print("| score | R@1 | R@10 | R@100 | MRR | median rank | question rate of the top-1 |")
     print("|---|---|---|---|---|---|---|")
     for name in systems:
@@ -374,18 +375,20 @@ def main() -> int:
     )
 
     questions = read_questions(args.questions)
+    prepared = [ranker.prepare([q]) for q in questions]
     if args.text == "normalized":  # the questions in the same form as the replies
-        question_m = query_side.encode([_plain(ranker.prepare([q]).context) for q in questions])
+        question_m = query_side.encode([_plain(p.context) for p in prepared])
     else:
         question_m = query_side.encode(questions)
-    for number, (question, qm) in enumerate(zip(questions, question_m, strict=True), start=1):
-        p = ranker.prepare([question])
+    numbered = enumerate(zip(questions, prepared, question_m, strict=True), start=1)
+    for number, (question, p, qm) in numbered:
         base = (scorer.encoder.encode_contexts([p.context]) @ vectors.T)[0]
-        base += w * (lexical.transform([p.context]) @ index.lexical.T).toarray()[0]
-        echo = (lexical.transform([p.last_turn]) @ index.lexical.T).toarray()[0]
+        both = (lexical.transform([p.context, p.last_turn]) @ index.lexical.T).toarray()
+        base += w * both[0]
+        semantic = repo_m @ qm
         print(f"{number}. {question}")
         for u in (0.0, 16.0):
-            scores = np.where(echo >= scorer.echo_cosine, -np.inf, base + u * (repo_m @ qm))
+            scores = np.where(both[1] >= scorer.echo_cosine, -np.inf, base + u * semantic)
             print(f"   u={u:g}: {index.texts[int(np.argmax(scores))][:160]!r}")
     return 0
 
