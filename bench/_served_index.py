@@ -8,7 +8,8 @@
   rows and postings (and, from 50k up, the approximate neural index), as ``chatbot index``
   writes them. The distinct base texts are encoded by
   the model; a variant gets its base text's vector plus a little noise (encoding 1M texts
-  with the LSTM would take an hour on 2 cores and change no timing).
+  with the LSTM would take an hour on 2 cores and change no timing). A model with a
+  semantic part (``chatbot.sentence``) gets sentence vectors the same way.
 * ``neural`` (reference only): an untrained neural-only artifact, random vectors, texts
   "response <i>" — what the benchmarks measured before.
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from bench._served_corpus import DEFAULT_CSV, Corpus, served_corpus
 from chatbot.ann import ANN_KIND, ANN_MIN_RESPONSES
+from chatbot.sentence import SENTENCE_MODEL
 
 UBUNTU_MODEL = Path("artifacts/ubuntu/model")
 
@@ -68,7 +70,7 @@ def served_index(
     (texts, their base texts, the benchmark's normalised queries, where they came from)."""
     from chatbot.artifact import load_artifact
     from chatbot.index import save_index
-    from chatbot.scoring import encode_unique
+    from chatbot.scoring import encode_unique, sentence_of_normalized
 
     artifact = load_artifact(model_dir)
     corpus = served_corpus(n, csv_path, n_queries=512)
@@ -78,6 +80,10 @@ def served_index(
     if manifest.is_file():
         saved = json.loads(manifest.read_text())
         current = saved["model_checksum"] == artifact.checksum
+        # The semantic part's vectors, when the model has one, by the same sentence encoder.
+        current &= saved.get("sentence_model") == (
+            artifact.manifest["files"].get(SENTENCE_MODEL) if artifact.has_sentence else None
+        )
         ann_kind = saved.get("ann", {}).get("kind")
         if current and ann_kind == (ANN_KIND if n >= ANN_MIN_RESPONSES else None):
             return index_dir, corpus
@@ -92,6 +98,14 @@ def served_index(
     rng = np.random.default_rng(n)
     vectors += rng.normal(0, 0.02, size=vectors.shape).astype(np.float32)
     lexical = artifact.lexical.transform(texts) if artifact.lexical is not None else None
+    sentence = None
+    if artifact.sentence_encoder is not None:
+        base_sentences = artifact.sentence_encoder.encode(
+            [sentence_of_normalized(texts[i]) for i in bases], progress=True
+        )
+        sentence = base_sentences[np.searchsorted(bases, corpus.origins)]
+        sentence += rng.normal(0, 0.01, size=sentence.shape).astype(np.float32)
+        sentence /= np.linalg.norm(sentence, axis=1, keepdims=True)
     save_index(
         index_dir,
         vectors,
@@ -102,6 +116,7 @@ def served_index(
         normalized=texts,
         display="normalized",
         progress=True,
+        sentence=sentence,
     )
     return index_dir, corpus
 

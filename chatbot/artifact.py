@@ -13,6 +13,9 @@ Layout::
                         (chatbot.calibration); written after training, weights unchanged
     encoder.tflite      optional: both encoders converted for LiteRT, and their batch sizes
     encoder_lite.json   and ``b`` (chatbot.lite, chatbot.lite_export); weights unchanged
+    sentence.*          optional: the pretrained sentence encoder of the semantic part
+                        (chatbot.sentence, training.sentence); required when config
+                        semantic_weight > 0
     manifest.json       format, versions, model version string, SHA-256 of every file
 
 Loading checks the manifest before anything else, so a damaged, truncated or mismatched
@@ -38,6 +41,7 @@ from chatbot.files import atomic_dir, check_files, read_manifest_file, sha256_fi
 from chatbot.lexical import TfidfModel
 from chatbot.lite import LITE_INFO, LITE_MODEL, LiteEncoder, read_lite_info
 from chatbot.scoring import Scorer
+from chatbot.sentence import SENTENCE_FILES, SENTENCE_INFO, SentenceEncoder, read_sentence_info
 from chatbot.vocab import Vocab
 
 if TYPE_CHECKING:
@@ -116,14 +120,36 @@ class Artifact:
         except (ValueError, RuntimeError) as exc:  # LiteRT's words for a file it cannot use
             raise ArtifactError(f"{self.path / LITE_MODEL}: {exc}") from exc
 
+    @property
+    def has_sentence(self) -> bool:
+        """Whether the artifact holds a sentence encoder (the semantic part)."""
+        return all(name in self.manifest["files"] for name in SENTENCE_FILES)
+
+    @cached_property
+    def sentence_encoder(self) -> SentenceEncoder | None:
+        """The semantic part's sentence encoder on LiteRT, or ``None`` when there is none."""
+        info = _load_listed(self.path, self.manifest, SENTENCE_INFO, read_sentence_info)
+        if info is None or not self.has_sentence:
+            return None
+        try:
+            return SentenceEncoder(self.path, info)
+        except (ValueError, RuntimeError, OSError) as exc:  # LiteRT's or tokenizers' words
+            raise ArtifactError(f"{self.path}: its sentence encoder does not load ({exc})") from exc
+
     def scorer(self, jit_compile: bool = True, lite_threads: int | None = None) -> Scorer:
-        """The model's full score (neural, plus the TF-IDF part of a hybrid model); its
-        neural part on TensorFlow, or on LiteRT with ``lite_threads`` threads."""
+        """The model's full score (neural, plus the TF-IDF part of a hybrid model and the
+        semantic part when it has them); its neural part on TensorFlow, or on LiteRT with
+        ``lite_threads`` threads."""
         encoder = (
             self.encoder(jit_compile) if lite_threads is None else self.lite_encoder(lite_threads)
         )
         return Scorer(
-            encoder, self.lexical, self.config.lexical_weight, echo_cosine=self.config.echo_cosine
+            encoder,
+            self.lexical,
+            self.config.lexical_weight,
+            echo_cosine=self.config.echo_cosine,
+            sentence=self.sentence_encoder,
+            semantic_weight=self.config.semantic_weight,
         )
 
 
@@ -330,6 +356,11 @@ def load_artifact(path: str | Path, network: bool = True) -> Artifact:
         raise ArtifactError(
             f"{path}: config.json has lexical_weight {config.lexical_weight} "
             f"but the manifest does not list {LEXICAL}"
+        )
+    if config.semantic_weight > 0 and not all(n in manifest["files"] for n in SENTENCE_FILES):
+        raise ArtifactError(
+            f"{path}: config.json has semantic_weight {config.semantic_weight} "
+            f"but the manifest does not list {', '.join(SENTENCE_FILES)}"
         )
     calibration = _load_listed(path, manifest, CALIBRATION, Calibration.load)
     artifact = Artifact(

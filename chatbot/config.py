@@ -61,6 +61,10 @@ class ModelConfig:
             cosine with the user's last turn is this high (a restatement, not an answer);
             above 1 turns the rule off. Chosen on validation rows against the repository
             (``training.echo``).
+        semantic_weight: weight of the sentence encoder's cosine added to the score (the
+            semantic part, see ``chatbot.sentence``); 0 leaves it out. Above 0 the artifact
+            must hold the converted sentence encoder. Chosen on validation rows
+            (``training.sentence``).
 
     Example:
         >>> ModelConfig(hidden_size=8).encoding_dim
@@ -84,6 +88,7 @@ class ModelConfig:
     max_turns: int = 8
     max_turn_tokens: int = 32
     echo_cosine: float = ECHO_COSINE
+    semantic_weight: float = 0.0
 
     def __post_init__(self) -> None:
         checks = {
@@ -100,6 +105,7 @@ class ModelConfig:
             "max_turns": self.max_turns >= 1,
             "max_turn_tokens": self.max_turn_tokens >= 1,
             "echo_cosine": self.echo_cosine > 0.0,
+            "semantic_weight": self.semantic_weight >= 0.0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

@@ -102,6 +102,10 @@ def write_edited_index(
         new_rows = artifact.lexical.transform(added) if added else None
         kept_rows = index.lexical[plan.keep]
         lexical = sp.vstack([kept_rows, new_rows]).tocsr() if new_rows is not None else kept_rows
+    sentence = None
+    if index.sentence is not None and artifact.sentence_encoder is not None:
+        new_sentences = artifact.sentence_encoder.encode(plan.add)  # the shown text, as built
+        sentence = np.concatenate([np.asarray(index.sentence[plan.keep]), new_sentences])
     save_index(
         out,
         vectors,
@@ -112,5 +116,6 @@ def write_edited_index(
         normalized=normalized,
         display=str(index.manifest.get("display", "raw")),
         ann="ann" in index.manifest,
+        sentence=sentence,
     )
     return len(texts)

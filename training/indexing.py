@@ -73,6 +73,13 @@ def build_index(
     lexical = None
     if artifact.lexical is not None:
         lexical = artifact.lexical.transform(found.normalized)
+    # The semantic part reads the replies as they are shown (raw text, when known).
+    sentence = None
+    if artifact.sentence_encoder is not None:
+        log.info(
+            "sentence vectors of %d responses (%s)", len(found), artifact.sentence_encoder.source
+        )
+        sentence = artifact.sentence_encoder.encode(found.shown, progress=True)
     save_index(
         out,
         vectors,
@@ -84,6 +91,7 @@ def build_index(
         display=found.display,
         ann=ann,
         progress=True,
+        sentence=sentence,
     )
     log.info(
         "index of %d responses written to %s (%.0f responses/s)", len(found), out, len(found) / took

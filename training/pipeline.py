@@ -1,5 +1,5 @@
 """The offline pipeline, one for every bot: data → vocabulary → word vectors → train → hybrid
-→ index → evaluate.
+→ semantic part → index → evaluate.
 
 Each step is a plain function of files in, files out. A :class:`Recipe` says what differs
 between bots (where the data comes from, which validation and test sets, which file holds the
@@ -38,7 +38,8 @@ from training.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-STEPS = ("data", "model", "index", "evaluation")  # "index" also fits echo rule and confidence
+# "index" also fits the echo rule and the confidence curves.
+STEPS = ("data", "model", "semantic", "index", "evaluation")
 BASELINES = ("tfidf", "random")
 
 
@@ -89,6 +90,8 @@ class PipelineOptions:
         lexical_residual: overrides the preset's TF-IDF weight in the loss (0: off).
         word_vectors: ``False`` turns the recipe's word2vec start off.
         lexical: tune and save the TF-IDF hybrid score (kept only if its weight is above 0).
+        sentence: a sentence encoder folder (:mod:`training.sentence`) to add as the semantic
+            part, its weight chosen on validation rows; ``None`` leaves it out.
         reuse: steps (of :data:`STEPS`) whose output is kept when it exists already and no
             step before it ran.
     """
@@ -101,6 +104,7 @@ class PipelineOptions:
     lexical_residual: float | None = None
     word_vectors: bool = True
     lexical: bool = True
+    sentence: Path | None = None
     reuse: Collection[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
@@ -278,7 +282,7 @@ def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
 
     tick = time.monotonic()
     if due("data", paths.data / "summary.json"):
-        log.info("step 1/4: data (%s)", recipe.name)
+        log.info("step 1/5: data (%s)", recipe.name)
         paths.data.mkdir(parents=True, exist_ok=True)
         summary = dict(recipe.build_data(paths.data, model_config, options.seed))
         (paths.data / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -287,7 +291,7 @@ def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
 
     tick = time.monotonic()
     if due("model", paths.model / "manifest.json"):
-        log.info("step 2/4: training the %s preset, then tuning the hybrid", recipe.preset)
+        log.info("step 2/5: training the %s preset, then tuning the hybrid", recipe.preset)
         report.update(train_model(paths, recipe, options, model_config, train_config))
         from chatbot.lite_export import export_lite
 
@@ -296,8 +300,22 @@ def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
     timings["model"] = time.monotonic() - tick
 
     tick = time.monotonic()
+    if options.sentence is not None and options.lexical:
+        from chatbot.sentence import SENTENCE_INFO
+        from training.sentence import add_semantic
+
+        if due("semantic", paths.model / SENTENCE_INFO):
+            log.info("step 3/5: the semantic part (%s)", options.sentence)
+            report["semantic"] = add_semantic(
+                paths.model, options.sentence, recipe.valid_sets(paths.data)
+            )
+    elif options.sentence is not None:
+        log.warning("the semantic part is served beside the lexical one: left out with it")
+    timings["semantic"] = time.monotonic() - tick
+
+    tick = time.monotonic()
     if due("index", paths.index / MANIFEST):
-        log.info("step 3/4: encoding the response repository")
+        log.info("step 4/5: encoding the response repository")
         report["index_responses"] = build_index(
             paths.model, paths.data / recipe.responses, paths.index
         ).responses
@@ -318,7 +336,7 @@ def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
     tick = time.monotonic()
     test_sets = recipe.test_sets(paths.data)
     if test_sets and due("evaluation", paths.out / f"{test_sets[0].stem}.json"):
-        log.info("step 4/4: evaluation")
+        log.info("step 5/5: evaluation")
         report["evaluation"] = evaluate_model(paths, test_sets)
     timings["evaluation"] = time.monotonic() - tick
 

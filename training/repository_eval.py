@@ -20,8 +20,9 @@ approximate; this does not):
   hybrid and the baseline it is the plain best score.
 
 Systems: ``model`` (the full score); for a hybrid model also ``model_neural`` and
-``model_lexical`` (each part alone); and the ``tfidf`` baseline (a vectoriser fitted on the
-repository and the contexts, as Lowe et al. fit theirs on the evaluated texts).
+``model_lexical`` (each part alone), and ``model_semantic`` for a model with a sentence
+encoder (:mod:`chatbot.sentence`, its part alone); and the ``tfidf`` baseline (a vectoriser
+fitted on the repository and the contexts, as Lowe et al. fit theirs on the evaluated texts).
 
 Example::
 
@@ -42,7 +43,8 @@ from chatbot.calibration import Calibration
 from chatbot.index import ResponseIndex
 from chatbot.lexical import TfidfModel, rowwise_dot
 from chatbot.ranker import served_search
-from chatbot.scoring import Scorer, hybrid_score
+from chatbot.scoring import Scorer, hybrid_score, sentence_of_normalized
+from chatbot.sentence import sentence_text
 from chatbot.text import EOU, Normalizer, split_turns
 from training.calibration import calibration_report, served_examples
 from training.sources.udc_csv import EvalRow
@@ -60,11 +62,13 @@ SERVED_K = 10
 
 @dataclass(frozen=True)
 class _System:
-    """A score ``neural_part × (cᵀMr + b) + lexical_part × cosine`` (the model's own TF-IDF)."""
+    """A score ``neural_part × (cᵀMr + b) + lexical_weight × cosine + semantic_weight ×
+    sentence cosine`` (the model's own TF-IDF and sentence encoder)."""
 
     name: str
     neural: bool
     lexical_weight: float
+    semantic_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -174,9 +178,11 @@ def evaluate_repository(
         "systems": {},
     }
     if scorer is not None:
-        systems = [_System("model", True, scorer.lexical_weight if scorer.is_hybrid else 0.0)]
-        if scorer.is_hybrid:
+        systems = [_System("model", True, *scorer.weights)]
+        if scorer.is_hybrid or scorer.has_semantic:
             systems += [_System("model_neural", True, 0.0), _System("model_lexical", False, 1.0)]
+        if scorer.sentence is not None:
+            systems.append(_System("model_semantic", False, 0.0, 1.0))
         exact_top = np.full((len(rows), SERVED_K), -1, dtype=np.int64)
         scored = _score_model(scorer, index, job, systems, exact_top, progress)
         # The neural search serving uses (a large index's stored ANN), so its loss counts.
@@ -225,8 +231,9 @@ def weight_table(
     of a hybrid score (the model's neural part plus ``weight`` × its TF-IDF cosine), from
     one pass of the model: what tuning the weight for the service's real job needs."""
     job = _job(rows, index, normalizer, seed=0)
-    systems = [_System("model", True, scorer.lexical_weight)]
-    systems += [_System(f"w={w:g}", True, float(w)) for w in weights]
+    _, semantic_weight = scorer.weights
+    systems = [_System("model", True, *scorer.weights)]
+    systems += [_System(f"w={w:g}", True, float(w), semantic_weight) for w in weights]
     exact_top = np.full((len(rows), 1), -1, dtype=np.int64)
     scored = _score_model(scorer, index, job, systems, exact_top, progress)
     table = []
@@ -302,14 +309,18 @@ def _score_model(
         last_rows = lexical.transform(last_turns)
         true_cosine = rowwise_dot(context_rows, lexical.transform(truths)).astype(np.float32)
     echo_rule = last_rows is not None and scorer.echo_cosine <= 1.0
+    sentences, true_semantic = _semantic_queries(scorer, index, job)
 
     def system_scores(part: np.ndarray) -> dict[str, np.ndarray]:
-        # Both parts once per chunk of rows, then every system's score from them.
+        # The parts once per chunk of rows, then every system's score from them.
         neural = queries[part] @ index.vectors.T  # (chunk, N)
         cosine = np.zeros_like(neural)
         if context_rows is not None and repo_rows is not None:
             cosine = (context_rows[part] @ repo_rows.T).toarray().astype(np.float32)
-        scores = {s.name: _system_score(s, neural, cosine, scorer.bias) for s in systems}
+        semantic = None
+        if sentences is not None and index.sentence is not None:
+            semantic = sentences[part] @ np.asarray(index.sentence).T
+        scores = {s.name: _system_score(s, neural, cosine, scorer.bias, semantic) for s in systems}
         served = scores["model"].copy()
         if echo_rule and last_rows is not None and repo_rows is not None:
             echo = (last_rows[part] @ repo_rows.T).toarray() >= scorer.echo_cosine
@@ -322,16 +333,52 @@ def _score_model(
         exact_top[part, :k] = best
         return scores
 
-    true_scores = {s.name: _system_score(s, true_neural, true_cosine, scorer.bias) for s in systems}
+    true_scores = {
+        s.name: _system_score(s, true_neural, true_cosine, scorer.bias, true_semantic)
+        for s in systems
+    }
     return _rank_all(system_scores, true_scores, job.duplicates, job.distractors, progress)
 
 
+def _semantic_queries(
+    scorer: Scorer, index: ResponseIndex, job: _Job
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The contexts' sentence vectors and each one's sentence cosine with its true response,
+    or ``(None, None)`` without a sentence encoder. A true response in the repository is read
+    as the repository holds it (the vector of its shown text), so that it is scored as its
+    duplicates are; one that is not is read from its normalised form."""
+    sentence = scorer.sentence
+    if sentence is None:
+        return None, None
+    if index.sentence is None:
+        raise ValueError("the model's semantic part needs an index with sentence vectors")
+    turns = sentence.context_turns
+    sentences = sentence.encode([sentence_text(split_turns(c), turns) for c in job.contexts])
+    missing = [i for i, dup in enumerate(job.duplicates) if len(dup) == 0]
+    truths = np.empty_like(sentences)
+    held = [i for i, dup in enumerate(job.duplicates) if len(dup)]
+    if held:
+        truths[held] = index.sentence[[int(job.duplicates[i][0]) for i in held]]
+    if missing:
+        truths[missing] = sentence.encode([sentence_of_normalized(job.truths[i]) for i in missing])
+    return sentences, np.einsum("nd,nd->n", sentences, truths)
+
+
 def _system_score(
-    system: _System, neural: np.ndarray, cosine: np.ndarray, bias: float
+    system: _System,
+    neural: np.ndarray,
+    cosine: np.ndarray,
+    bias: float,
+    semantic: np.ndarray | None = None,
 ) -> np.ndarray:
     if not system.neural:
-        return cosine
-    return hybrid_score(neural, cosine, system.lexical_weight, bias)
+        score: np.ndarray = np.float32(system.lexical_weight) * cosine
+        if semantic is not None and system.semantic_weight:
+            score = score + np.float32(system.semantic_weight) * semantic
+        return score
+    return hybrid_score(
+        neural, cosine, system.lexical_weight, bias, semantic, system.semantic_weight
+    )
 
 
 def _rank_all(

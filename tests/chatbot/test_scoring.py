@@ -208,3 +208,132 @@ def test_echoes_are_judged_on_the_head_and_the_tail_only_of_rows_left_short() ->
         np.testing.assert_allclose([x for _, x in got], scores[row, allowed])
     # Each head once (26 a row); past it, only row 0's other 34: rows 1 and 2 had 5 replies.
     assert len(judged) == len(set(judged)) == 26 * 3 + 34
+
+
+class _BagOfWordsSentences:
+    """A stand-in sentence encoder: the normalised sum of a fixed random vector per word."""
+
+    context_turns = 3
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(7)
+        self.table = {w: rng.normal(size=6) for w in [*WORDS, "__eou__", "__eot__"]}
+        self.calls: list[list[str]] = []
+
+    def encode(self, texts, threads=None, progress=False) -> np.ndarray:
+        self.calls.append(list(texts))
+        out = np.zeros((len(texts), 6), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in text.split():
+                out[i] += self.table.get(word, 0.0)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+@pytest.fixture(scope="module")
+def semantic(hybrid, tmp_path_factory: pytest.TempPathFactory):
+    """The hybrid fixture's model and index, the index with sentence vectors too."""
+    artifact, index = hybrid
+    sentences = _BagOfWordsSentences()
+    root = tmp_path_factory.mktemp("semantic")
+    texts = list(index.texts)
+    save_index(
+        root / "index",
+        np.asarray(index.vectors),
+        texts,
+        artifact,
+        lexical=index.lexical,
+        sentence=sentences.encode([" ".join(t.split()[:-1]) for t in texts]),
+    )
+    return artifact, load_index(root / "index", artifact), sentences
+
+
+@pytest.mark.parametrize("depth", [4, 1000])
+def test_a_ranking_with_the_semantic_part_matches_brute_force(semantic, depth: int) -> None:
+    artifact, index, sentences = semantic
+    scorer = Scorer(
+        artifact.encoder(),
+        artifact.lexical,
+        WEIGHT,
+        rerank_depth=depth,
+        lexical_depth=depth,
+        sentence=sentences,
+        semantic_weight=5.0,
+        semantic_depth=depth,
+    )
+    contexts = [t.replace("__eou__", "__eou__ __eot__") for t in _texts(8, seed=4)]
+    last_turns = [c.split(" __eou__")[0] for c in contexts]
+    times = StageTimes()
+    ranked = scorer.rank(
+        contexts, last_turns, index, make_backend("numpy", index.vectors), 5, times
+    )
+    assert {"sentence encode", "semantic search"} <= set(times.seconds)
+    # The exact score of every pair, the semantic part read as the index holds it.
+    parts = scorer.parts(contexts, [list(index.texts)] * len(contexts))
+    said = sentences.encode(
+        [" ".join(c.replace("__eou__", "").split("__eot__")[0].split()) for c in contexts]
+    )
+    exact = parts.combined(WEIGHT) + 5.0 * said @ np.asarray(index.sentence).T
+    echo = (artifact.lexical.transform(last_turns) @ index.lexical.T).toarray()
+    for i, row in enumerate(ranked):
+        allowed = np.flatnonzero(echo[i] < scorer.echo_cosine)
+        ids = [r for r, _ in row]
+        assert set(ids) <= set(allowed.tolist())
+        np.testing.assert_allclose([s for _, s in row], exact[i, ids], rtol=1e-5, atol=1e-5)
+        if depth >= len(index):
+            best = allowed[np.argsort(-exact[i, allowed], kind="stable")[:5]]
+            np.testing.assert_allclose(exact[i, ids], exact[i, best], rtol=1e-5, atol=1e-5)
+
+
+def test_the_semantic_part_reads_the_raw_turns_when_given(semantic) -> None:
+    artifact, index, sentences = semantic
+    scorer = Scorer(
+        artifact.encoder(), artifact.lexical, WEIGHT, sentence=sentences, semantic_weight=5.0
+    )
+    backend = make_backend("numpy", index.vectors)
+    context, last = ["hello how are you __eou__ __eot__"], ["hello how are you"]
+    sentences.calls.clear()
+    scorer.rank(context, last, index, backend, 3, sentence_texts=["Hello, how are YOU?"])
+    assert sentences.calls == [["Hello, how are YOU?"]]
+    scorer.rank(context, last, index, backend, 3)
+    assert sentences.calls[-1] == ["hello how are you"]  # made from the normalised context
+
+
+def test_the_semantic_part_moves_the_ranking_only_with_a_weight(semantic) -> None:
+    artifact, index, sentences = semantic
+    contexts = [t.replace("__eou__", "__eou__ __eot__") for t in _texts(16, seed=6)]
+    last_turns = [c.split(" __eou__")[0] for c in contexts]
+    backend = make_backend("numpy", index.vectors)
+
+    def top(weight: float) -> list[list[int]]:
+        scorer = Scorer(
+            artifact.encoder(), artifact.lexical, WEIGHT, sentence=sentences, semantic_weight=weight
+        )
+        return [[j for j, _ in row] for row in scorer.rank(contexts, last_turns, index, backend, 3)]
+
+    plain = Scorer(artifact.encoder(), artifact.lexical, WEIGHT)
+    assert top(0.0) == [
+        [j for j, _ in r] for r in plain.rank(contexts, last_turns, index, backend, 3)
+    ]
+    assert top(200.0) != top(0.0)
+
+
+def test_a_semantic_weight_needs_its_encoder_and_the_lexical_part(hybrid) -> None:
+    artifact, _ = hybrid
+    with pytest.raises(ValueError, match="semantic_weight > 0 needs"):
+        Scorer(artifact.encoder(), artifact.lexical, WEIGHT, semantic_weight=1.0)
+    with pytest.raises(ValueError, match="semantic_weight > 0 needs"):
+        Scorer(artifact.encoder(), None, sentence=_BagOfWordsSentences(), semantic_weight=1.0)
+
+
+def test_an_index_without_sentence_vectors_cannot_serve_the_semantic_part(hybrid) -> None:
+    artifact, index = hybrid  # no sentence vectors
+    scorer = Scorer(
+        artifact.encoder(),
+        artifact.lexical,
+        WEIGHT,
+        sentence=_BagOfWordsSentences(),
+        semantic_weight=1.0,
+    )
+    backend = make_backend("numpy", index.vectors)
+    with pytest.raises(ValueError, match="needs an index with sentence vectors"):
+        scorer.rank(["hello __eou__ __eot__"], ["hello"], index, backend, 3)

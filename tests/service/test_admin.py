@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -142,3 +143,22 @@ def test_reload_swaps_in_a_published_version_and_refuses_a_broken_one(
         assert "chatbot_bundles_refused_total 1.0" in metrics
         assert "chatbot_bundle_swaps_total 1.0" in metrics
         assert client.post("/respond", json={"context": ["hi"]}).status_code == 200
+
+
+def test_a_model_with_a_semantic_part_serves_and_edits_its_repository(tmp_path: Path) -> None:
+    from chatbot.index import load_index
+
+    model, index = tiny_bundle(tmp_path / "bundle", semantic=True)
+    repo = tmp_path / "repo"
+    bundles.publish(repo, model, index)
+    with _app(repo) as client:
+        assert len(_texts(client, "Hello, how are you?")) == 4
+        edit = {"add": ["See you later, alligator!"], "remove": ["My name is Bot."]}
+        assert client.post("/admin/responses", headers=AUTH, json=edit).status_code == 200
+        assert "See you later, alligator!" in _texts(client, "see you later")
+    edited = load_index(repo / "v000002" / "index")
+    assert edited.sentence is not None and edited.sentence.shape == (4, 8)
+    # The kept rows keep their vectors; the added one is its shown text's.
+    original = load_index(index)
+    kept = [list(original.texts).index(t) for t in edited.texts[:3]]
+    np.testing.assert_array_equal(edited.sentence[:3], original.sentence[kept])

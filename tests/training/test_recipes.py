@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import tiny_sentence_source
 from training.pipeline import PipelineOptions, run_pipeline
 from training.recipes import chitchat_recipe
 
@@ -17,7 +18,8 @@ def test_chitchat_recipe_builds_evaluates_and_indexes(tmp_path: Path) -> None:
     from chatbot.index import load_index
 
     recipe = chitchat_recipe(examples=400, preset="tiny", max_dialogues=300)
-    report = run_pipeline(recipe, PipelineOptions(tmp_path, max_steps=10))
+    sentence = tiny_sentence_source(tmp_path / "sentence")
+    report = run_pipeline(recipe, PipelineOptions(tmp_path, max_steps=10, sentence=sentence))
 
     data = report["data"]
     assert data["train_pairs"] == 400 and data["hard_negatives"] >= 400  # a restatement each
@@ -28,7 +30,13 @@ def test_chitchat_recipe_builds_evaluates_and_indexes(tmp_path: Path) -> None:
     assert set(evaluation["results"]) == {"model", "tfidf", "random"}
     repository = evaluation["repository"]
     assert repository["repository_size"] == len(index)
-    assert {"model", "tfidf"} <= set(repository["systems"])
+    assert {"model", "model_semantic", "tfidf"} <= set(repository["systems"])
+    # The semantic part: converted into the artifact, its weight chosen on validation rows,
+    # and the index holds the sentence vectors of what it shows.
+    semantic = report["semantic"]
+    assert [row["weight"] for row in semantic["grid"]][0] == 0.0
+    assert load_artifact(tmp_path / "model").config.semantic_weight == semantic["semantic_weight"]
+    assert index.sentence is not None and index.sentence.shape == (len(index), 8)
     assert (tmp_path / "eval_repository.png").stat().st_size > 1000
     assert report["echo"]["echo_cosine"] is not None
     # The pipeline fits the confidence on validation rows and the evaluation measures it.

@@ -130,3 +130,59 @@ def test_a_served_ranking_returning_one_response_keeps_one_fifth_of_five() -> No
     model = evaluate_repository(rows, worst, index, Normalizer("none"))["systems"]["model"]
     # Five responses, so the exact "top 10" is all five; one of them was served.
     assert model["served_recall@10_of_exact"] == pytest.approx(0.2)
+
+
+class Zero:
+    """A neural part that says nothing: every pair scores 0."""
+
+    bias = 0.0
+
+    def _vectors(self, texts: Sequence[str]) -> np.ndarray:
+        return np.zeros((len(texts), 2), dtype=np.float32)
+
+    encode_contexts = encode_responses = _vectors
+
+
+class Synonyms:
+    """A stand-in sentence encoder that knows "wlan" means "wifi" (TF-IDF does not)."""
+
+    context_turns = 3
+
+    def encode(self, texts, threads=None, progress=False) -> np.ndarray:
+        words = [[{"wlan": "wifi"}.get(w, w) for w in t.lower().split()] for t in texts]
+        out = np.array([[ws.count(v) for v in VOCAB] for ws in words], dtype=np.float32) + 0.1
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_the_semantic_part_is_ranked_with_the_repository_s_own_sentence_vectors() -> None:
+    from chatbot.lexical import TfidfModel
+
+    shown = [t.removesuffix(" __eou__") for t in REPO]
+    sentences = Synonyms()
+    index = ResponseIndex(
+        Zero().encode_responses(REPO),
+        shown,
+        {},
+        TfidfModel.fit(REPO).transform(REPO),
+        REPO,
+        sentence=sentences.encode(shown),
+    )
+    rows = [
+        EvalRow("wlan driver __eou__ __eot__", "wifi driver __eou__", ()),
+        EvalRow("my wlan __eou__ __eot__", "sound card __eou__", ()),
+    ]
+    scorer = Scorer(
+        Zero(), TfidfModel.fit(REPO), 0.0, echo_cosine=2.0, sentence=sentences, semantic_weight=1.0
+    )
+    report = evaluate_repository(rows, scorer, index, Normalizer("none"), baselines=())
+    # By hand: the contexts' cosines with every repository text, the true reply's own row
+    # (0 and 2) left out of what can beat it.
+    said = sentences.encode(["wlan driver", "my wlan"])
+    cosines = said @ index.sentence.T
+    ranks = [1 + int(np.sum(np.delete(c, t) >= c[t])) for c, t in zip(cosines, (0, 2), strict=True)]
+    # "wifi driver" is the semantic part's best for "wlan driver"; every other text is closer
+    # to "my wlan" than "sound card" is.
+    assert ranks == [1, 5]
+    for name in ("model", "model_semantic"):  # the neural and lexical parts add nothing here
+        assert report["systems"][name]["mrr"] == pytest.approx(np.mean([1 / r for r in ranks]))
+    assert report["systems"]["model_neural"]["median_rank"] == 5.0  # all tie: ties count against

@@ -1,0 +1,132 @@
+"""The semantic part of the score: a pretrained sentence encoder, on LiteRT.
+
+The dual encoder learns from one corpus' pairs; at the size of a support team's logs it ranks
+below TF-IDF against a whole repository (docs/results.md). A sentence encoder pretrained on a
+billion sentence pairs (all-MiniLM-L6-v2, Wang et al. 2020) knows what the words mean. Its
+cosine between the context's last turns and a reply, weighted by the model's
+``semantic_weight`` (chosen on validation rows, :mod:`training.sentence`), is the third part of
+the score (:func:`chatbot.scoring.hybrid_score`).
+
+It reads text as people wrote it (case, punctuation), not the normalised form: the index keeps
+a vector per reply of its shown text, and the service passes the raw turns. Rows that only
+exist normalised (a UDC CSV) are read as they are.
+
+An artifact holds, listed with checksums in its manifest::
+
+    sentence.tflite          the network, dynamic-range int8 weights, one text per call
+    sentence_tokenizer.json  its WordPiece tokenizer (Hugging Face ``tokenizers``)
+    sentence.json            vector size, token cap, turns read, where it came from
+
+Example:
+    >>> sentence_text(["how do i", "what card?", "an nvidia one", "the driver fails"], 3)
+    'what card? an nvidia one the driver fails'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+SENTENCE_MODEL = "sentence.tflite"
+SENTENCE_TOKENIZER = "sentence_tokenizer.json"
+SENTENCE_INFO = "sentence.json"
+SENTENCE_FILES = (SENTENCE_MODEL, SENTENCE_TOKENIZER, SENTENCE_INFO)
+# Tokens read of a text. The model was trained on 128 and is served on up to 256; 128 bounds
+# a long paste's cost (the query side is about 5 ms at typical lengths, docs/results.md).
+MAX_TOKENS = 128
+# Turns of a context the sentence encoder reads: the latest ones (chosen in the probe: the
+# question is in the last turns, and older ones dilute a mean-pooled vector).
+CONTEXT_TURNS = 3
+# A call with this many texts (an index's replies, evaluation rows) is shared among
+# interpreters on every core; a request's few texts run on the caller's thread.
+BULK_TEXTS = 256
+
+
+def sentence_text(turns: Sequence[str], context_turns: int = CONTEXT_TURNS) -> str:
+    """What the sentence encoder reads of a context: its last ``context_turns`` turns."""
+    return " ".join(t.strip() for t in turns[-context_turns:] if t.strip())
+
+
+def read_sentence_info(path: Path) -> dict[str, Any]:
+    """``sentence.json``, checked: ``dim``, ``max_tokens``, ``context_turns`` and ``source``."""
+    info = json.loads(path.read_text())
+    for key in ("dim", "max_tokens", "context_turns", "source"):
+        if key not in info:
+            raise KeyError(f"missing {key!r}")
+    if int(info["dim"]) < 1 or int(info["max_tokens"]) < 2 or int(info["context_turns"]) < 1:
+        raise ValueError(f"invalid values {info}")
+    return info
+
+
+class SentenceEncoder:
+    """Texts in, L2-normalised sentence vectors out (``(n, dim)`` float32).
+
+    Each text is its own call (no padding, so no mask, and the cost follows its length).
+    One interpreter serves one call at a time; bulk work (:data:`BULK_TEXTS` or more texts)
+    gives each thread its own.
+
+    Args:
+        folder: the artifact holding :data:`SENTENCE_FILES`.
+        info: its ``sentence.json``.
+    """
+
+    def __init__(self, folder: Path, info: dict[str, Any]) -> None:
+        from tokenizers import Tokenizer
+
+        self.model_file = folder / SENTENCE_MODEL
+        self.dim = int(info["dim"])
+        self.context_turns = int(info["context_turns"])
+        self.source = str(info["source"])
+        self.tokenizer = Tokenizer.from_file(str(folder / SENTENCE_TOKENIZER))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(int(info["max_tokens"]))
+        self._lock = threading.Lock()
+        self._run = self._runner()
+
+    def _runner(self) -> Any:
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=str(self.model_file), num_threads=1)
+        return interpreter.get_signature_runner()
+
+    def _encode_one(self, run: Any, text: str) -> np.ndarray:
+        ids = np.asarray([self.tokenizer.encode(text).ids], dtype=np.int32)
+        return np.asarray(run(ids=ids)["vector"][0], dtype=np.float32)
+
+    def encode(
+        self, texts: Sequence[str], threads: int | None = None, progress: bool = False
+    ) -> np.ndarray:
+        """The sentence vectors of ``texts``; ``threads`` interpreters share the work (by
+        default one per core for bulk work, else one)."""
+        if threads is None:
+            threads = (os.cpu_count() or 1) if len(texts) >= BULK_TEXTS else 1
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        if threads <= 1 or len(texts) < 2 * threads:
+            with self._lock:
+                for i, text in enumerate(tqdm(texts, "sentences", disable=not progress)):
+                    out[i] = self._encode_one(self._run, text)
+            return out
+        local = threading.local()
+
+        def one(i: int) -> None:
+            if not hasattr(local, "run"):
+                local.run = self._runner()
+            out[i] = self._encode_one(local.run, texts[i])
+
+        with ThreadPoolExecutor(threads, thread_name_prefix="sentence") as pool:
+            done = pool.map(one, range(len(texts)), chunksize=64)
+            for _ in tqdm(done, "sentences", total=len(texts), disable=not progress):
+                pass
+        return out
+
+    def encode_contexts(self, turns: Sequence[Sequence[str]]) -> np.ndarray:
+        """Vectors of contexts given as their turns, oldest first (the last few are read)."""
+        return self.encode([sentence_text(t, self.context_turns) for t in turns])
