@@ -52,7 +52,15 @@ from bench._served_index import neural_reference, served_index, served_model
 from chatbot.scoring import hybrid_score
 from chatbot.search import make_backend
 
-STAGES = ("normalise", "encode", "neural search", "lexical search", "fusion and filters")
+STAGES = (
+    "normalise",
+    "encode",
+    "neural search",
+    "lexical search",
+    "sentence encode",
+    "semantic search",
+    "fusion and filters",
+)
 
 
 class FullProduct:

@@ -150,6 +150,7 @@ class Artifact:
             echo_cosine=self.config.echo_cosine,
             sentence=self.sentence_encoder,
             semantic_weight=self.config.semantic_weight,
+            semantic_echo_cosine=self.config.semantic_echo_cosine,
         )
 
 

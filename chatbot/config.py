@@ -19,6 +19,8 @@ T = TypeVar("T")
 
 # The echo rule's cosine before it was tuned per model: what models saved without it get.
 ECHO_COSINE = 0.7
+# The semantic echo rule off (a sentence cosine never reaches it): models saved without it.
+SEMANTIC_ECHO_OFF = 2.0
 
 
 def from_dict(cls: type[T], data: dict[str, Any], source: str = "config") -> T:
@@ -65,6 +67,10 @@ class ModelConfig:
             semantic part, see ``chatbot.sentence``); 0 leaves it out. Above 0 the artifact
             must hold the converted sentence encoder. Chosen on validation rows
             (``training.sentence``).
+        semantic_echo_cosine: with the semantic part, the model also never answers with a
+            response whose sentence cosine with the user's last turn is this high (a
+            restatement in other words); above 1 turns it off. Chosen on validation rows
+            (``training.echo``).
 
     Example:
         >>> ModelConfig(hidden_size=8).encoding_dim
@@ -89,6 +95,7 @@ class ModelConfig:
     max_turn_tokens: int = 32
     echo_cosine: float = ECHO_COSINE
     semantic_weight: float = 0.0
+    semantic_echo_cosine: float = SEMANTIC_ECHO_OFF
 
     def __post_init__(self) -> None:
         checks = {
@@ -106,6 +113,7 @@ class ModelConfig:
             "max_turn_tokens": self.max_turn_tokens >= 1,
             "echo_cosine": self.echo_cosine > 0.0,
             "semantic_weight": self.semantic_weight >= 0.0,
+            "semantic_echo_cosine": self.semantic_echo_cosine > 0.0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

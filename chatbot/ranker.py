@@ -26,7 +26,7 @@ from chatbot.search import (
     padded_query_rows,
     stored_precision,
 )
-from chatbot.sentence import CONTEXT_TURNS, sentence_text
+from chatbot.sentence import sentence_text
 from chatbot.text import Normalizer
 from chatbot.timing import StageTimes
 
@@ -88,7 +88,23 @@ class Query:
     context: str  # the normalised context
     last_turn: str  # its normalised last turn, for the echo rule
     said: frozenset[str] = frozenset()  # the turns as sent (stripped): never said again
-    sentence: str = ""  # what the sentence encoder reads: the raw last turns
+    # The turns as sent, oldest first: what the sentence encoder reads (None: the
+    # normalised turns of ``context``).
+    turns: tuple[str, ...] | None = None
+
+
+def _raw_turns(queries: Sequence[Query]) -> list[tuple[str, ...]] | None:
+    """Each query's turns as sent, or ``None`` (the scorer reads the normalised contexts)
+    when a query was not prepared from raw turns."""
+    turns = [q.turns for q in queries]
+    return None if any(t is None for t in turns) else [t for t in turns if t is not None]
+
+
+def _sentence_contexts(query: Query, scorer: Scorer) -> list[str] | None:
+    """What the sentence encoder reads of a prepared query's context, when it was sent."""
+    if query.turns is None or scorer.sentence is None:
+        return None
+    return [sentence_text(query.turns, scorer.sentence.context_turns)]
 
 
 class Ranker:
@@ -163,6 +179,7 @@ class Ranker:
                 echo_cosine=scorer.echo_cosine,
                 sentence=scorer.sentence,
                 semantic_weight=scorer.semantic_weight,
+                semantic_echo_cosine=scorer.semantic_echo_cosine,
             )
         return cls(
             scorer,
@@ -176,13 +193,11 @@ class Ranker:
     def prepare(self, context: Sequence[str]) -> Query:
         """Normalises a raw context (a list of turns, oldest first). Thread-safe: the service
         calls it in the request handler, so that the model thread only encodes and searches."""
-        sentence = self.scorer.sentence
-        turns = sentence.context_turns if sentence is not None else CONTEXT_TURNS
         return Query(
             self.normalizer.context(context),
             self.normalizer.normalize(context[-1]),
             frozenset(turn.strip() for turn in context),
-            sentence_text(context, turns),
+            tuple(context),
         )
 
     def respond_prepared(
@@ -204,7 +219,7 @@ class Ranker:
             self.backend,
             k + extra,
             times,
-            sentence_texts=[q.sentence for q in queries],
+            raw_turns=_raw_turns(queries),
         )
         texts = self.index.texts
         out = []
@@ -231,7 +246,7 @@ class Ranker:
         scores = self.scorer.pair_scores(
             [query.context],
             [responses],
-            sentence_contexts=[query.sentence],
+            sentence_contexts=_sentence_contexts(query, self.scorer),
             sentence_candidates=[list(candidates)],
         )[0]  # (candidates,)
         best = np.argsort(-scores, kind="stable")[:k]

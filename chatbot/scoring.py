@@ -21,7 +21,8 @@ applies it two ways:
   it has a weight, from the index's sentence vectors.
   Whenever the model has a TF-IDF model (hybrid or not) and the index its rows, it never
   returns a response whose cosine with the user's last turn reaches the model's
-  ``echo_cosine`` (a restatement).
+  ``echo_cosine`` (a restatement); with the semantic part, nor one whose sentence cosine
+  with the last turn reaches ``semantic_echo_cosine`` (a restatement in other words).
 
 Texts here are normalised already (:class:`chatbot.text.Normalizer`); the sentence encoder
 reads the raw turns when the caller has them (``sentence_texts``), else the normalised ones.
@@ -45,7 +46,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from chatbot.config import ECHO_COSINE
+from chatbot.config import ECHO_COSINE, SEMANTIC_ECHO_OFF
 from chatbot.lexical import TfidfModel, rowwise_dot
 from chatbot.postings_kernel import owned_cosines
 from chatbot.sentence import SentenceEncoder, sentence_text
@@ -219,6 +220,8 @@ class Scorer:
         lexical: the fitted TF-IDF model, or ``None`` for a plain dual encoder.
         lexical_weight: the weight of the TF-IDF cosine (0 for a plain dual encoder).
         echo_cosine: :meth:`rank` never returns a response this close to the last turn.
+        semantic_echo_cosine: nor one this close to it by the sentence cosine (with the
+            semantic part; above 1: off).
         rerank_depth: responses taken from the neural part before :meth:`rank` re-scores
             them; ``lexical_depth``: from the lexical part; ``semantic_depth``: from the
             semantic part.
@@ -239,6 +242,7 @@ class Scorer:
         sentence: SentenceEncoder | None = None,
         semantic_weight: float = 0.0,
         semantic_depth: int = SEMANTIC_DEPTH,
+        semantic_echo_cosine: float = SEMANTIC_ECHO_OFF,
     ) -> None:
         if lexical_weight < 0 or semantic_weight < 0:
             raise ValueError(
@@ -257,12 +261,19 @@ class Scorer:
         self.sentence = sentence
         self.semantic_weight = float(semantic_weight)
         self.semantic_depth = semantic_depth
+        self.semantic_echo_cosine = semantic_echo_cosine
 
     @functools.cached_property
     def _lexical_thread(self) -> ThreadPoolExecutor:
         """Where :meth:`rank` runs a hybrid model's lexical search; made on first use (in
         the process that ranks), its thread ends when the scorer is collected."""
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="lexical-search")
+
+    @functools.cached_property
+    def _semantic_thread(self) -> ThreadPoolExecutor:
+        """Where :meth:`rank` runs the semantic part's encoder and search (as the lexical
+        search runs on its own)."""
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="semantic-search")
 
     @property
     def is_hybrid(self) -> bool:
@@ -393,7 +404,7 @@ class Scorer:
         backend: SearchBackend,
         k: int,
         times: StageTimes | None = None,
-        sentence_texts: Sequence[str] | None = None,
+        raw_turns: Sequence[Sequence[str]] | None = None,
     ) -> list[list[tuple[int, float]]]:
         """The ``k`` best repository responses for each context: ``(row id, logit)``, best first.
 
@@ -408,15 +419,13 @@ class Scorer:
                 search, sentence encode, semantic search, fusion and filters); a hybrid
                 model's lexical search runs beside the others, so the stages add up to more
                 than the call.
-            sentence_texts: what the sentence encoder reads of each context (its raw last
-                turns, :func:`chatbot.sentence.sentence_text`); made from the normalised
-                context when not given.
+            raw_turns: each context's turns as the user wrote them, oldest first: what the
+                sentence encoder reads (:func:`chatbot.sentence.sentence_text`, and the last
+                turn for the semantic echo rule); the normalised turns when not given.
         """
         times = times if times is not None else StageTimes()
         if self.is_hybrid or self.has_semantic:
-            return self._rank_hybrid(
-                contexts, last_turns, repository, backend, k, times, sentence_texts
-            )
+            return self._rank_hybrid(contexts, last_turns, repository, backend, k, times, raw_turns)
         with times.stage("encode"):
             queries = self.encoder.encode_contexts(contexts)  # (n, d) cM
         echo = self._echo_rule(repository, last_turns)
@@ -436,18 +445,28 @@ class Scorer:
         repository: ResponseIndex,
         last_turns: Sequence[str],
         last_rows: sp.csr_matrix | None = None,
+        last_sentences: np.ndarray | None = None,
     ) -> Callable[..., np.ndarray] | None:
-        """``(context numbers, repository ids[, their TF-IDF rows]) -> mask of the pairs whose
-        response does not restate that context's last turn``, or ``None`` when the rule is off
-        or cannot apply (no TF-IDF model or rows). Pairs of a whole batch are judged at once.
-        ``last_rows``: the last turns' TF-IDF rows, when made already."""
+        """``(context numbers, repository ids) -> mask of the pairs whose response does not
+        restate that context's last turn``, or ``None`` when the rule is off or cannot apply
+        (no TF-IDF model or rows). Pairs of a whole batch are judged at once. ``last_rows``:
+        the last turns' TF-IDF rows, when made already; ``last_sentences``: their sentence
+        vectors, for the semantic rule (without them it is not applied)."""
         lexical, rows = self.lexical, repository.lexical
         if lexical is None or rows is None or self.echo_cosine > 1.0:
             return None
         last = last_rows if last_rows is not None else lexical.transform(last_turns)  # (n, V)
+        replies = repository.sentence
+        if self.semantic_echo_cosine > 1.0:
+            replies = None  # the semantic rule off
 
         def keep(owner: np.ndarray, ids: np.ndarray) -> np.ndarray:
-            return _owned_cosines(rows, ids, last, owner) < self.echo_cosine
+            kept: np.ndarray = _owned_cosines(rows, ids, last, owner) < self.echo_cosine
+            if replies is not None and last_sentences is not None and len(ids):
+                vectors = np.asarray(replies[ids], dtype=np.float32)
+                close = np.einsum("md,md->m", vectors, last_sentences[owner])
+                kept &= close < self.semantic_echo_cosine
+            return kept
 
         return keep
 
@@ -459,7 +478,7 @@ class Scorer:
         backend: SearchBackend,
         k: int,
         times: StageTimes,
-        sentence_texts: Sequence[str] | None,
+        raw_turns: Sequence[Sequence[str]] | None,
     ) -> list[list[tuple[int, float]]]:
         lexical, rows, postings = self.lexical, repository.lexical, repository.postings
         if lexical is None or rows is None or postings is None:
@@ -468,27 +487,38 @@ class Scorer:
         # one encodes and searches the vectors (the kernel, faiss and TensorFlow release the
         # GIL), so that a lone request uses two cores: at 1M one client got 48-50 req/s
         # instead of 31-32, 32 clients 96-102 instead of 88-89 (docs/performance.md). Its
-        # stage's figure is its own time.
+        # stage's figure is its own time. The semantic part (the sentence encoder, then its
+        # search) likewise: at the real Ubuntu index a lone request took 11.6 ms p50 with it
+        # on this thread and 10.5 ms on its own; over HTTP p99 19.3 ms and 17.0 ms
+        # (docs/performance.md).
         lexical_depth = min(len(repository), max(k, self.lexical_depth))
         lexical_part = self._lexical_thread.submit(
             _lexical_search, lexical, postings, rows, contexts, last_turns, lexical_depth
         )
+        semantic_part = None
+        if self.has_semantic:
+            semantic_part = self._semantic_thread.submit(
+                self._semantic_search, contexts, raw_turns, repository
+            )
         try:
             with times.stage("encode"):
                 queries = self.encoder.encode_contexts(contexts)  # (n, d) cM
             depth = min(len(repository), max(k, self.rerank_depth))
             with times.stage("neural search"):
                 _, neural_ids = backend.search(queries, depth)  # (n, depth)
-            sentences = None
-            if self.has_semantic:
-                sentences, semantic_ids = self._semantic_search(
-                    contexts, sentence_texts, repository, times
-                )
-                neural_ids = np.concatenate([neural_ids, semantic_ids], axis=1)
         finally:
-            futures.wait([lexical_part])  # an error here is raised once that thread is done
+            # An error of either side is raised once both are done.
+            futures.wait([lexical_part])
+            if semantic_part is not None:
+                futures.wait([semantic_part])
         context_rows, last_rows, found, lexical_seconds = lexical_part.result()
         times.add("lexical search", lexical_seconds)
+        sentences = last_sentences = None
+        if semantic_part is not None:
+            sentences, last_sentences, semantic_ids, seconds = semantic_part.result()
+            for stage, took in seconds.items():
+                times.add(stage, took)
+            neural_ids = np.concatenate([neural_ids, semantic_ids], axis=1)
         with times.stage("fusion and filters"):
             ids, cosine = _fused_candidates(neural_ids, found, rows, context_rows)
             keep = ids >= 0
@@ -504,7 +534,7 @@ class Scorer:
             scores[keep] = hybrid_score(
                 neural, cosine[keep], lexical_weight, self.bias, semantic, semantic_weight
             )
-            echo = self._echo_rule(repository, last_turns, last_rows)
+            echo = self._echo_rule(repository, last_turns, last_rows, last_sentences)
             if echo is None:
                 return _best_per_row(scores, ids, keep, k)
             return _best_unechoed(scores, ids, keep, k, echo)
@@ -512,27 +542,30 @@ class Scorer:
     def _semantic_search(
         self,
         contexts: Sequence[str],
-        sentence_texts: Sequence[str] | None,
+        raw_turns: Sequence[Sequence[str]] | None,
         repository: ResponseIndex,
-        times: StageTimes,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The contexts' sentence vectors and each one's :attr:`semantic_depth` best
-        repository rows by the sentence cosine (from the index's
-        :attr:`~chatbot.index.ResponseIndex.sentence_search`): ``((n, dim), (n, depth))``,
-        rows padded with -1."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
+        """The contexts' sentence vectors, their last turns' (for the semantic echo rule),
+        each context's :attr:`semantic_depth` best repository rows by the sentence cosine
+        (from the index's :attr:`~chatbot.index.ResponseIndex.sentence_search`; rows padded
+        with -1), and the seconds of each stage."""
         assert self.sentence is not None
+        times = StageTimes()
         search = repository.sentence_search  # checks the index has sentence vectors
-        if sentence_texts is None:
-            turns = self.sentence.context_turns
-            sentence_texts = [sentence_text(split_turns(c), turns) for c in contexts]
+        turns = raw_turns if raw_turns is not None else [split_turns(c) for c in contexts]
+        texts = [sentence_text(t, self.sentence.context_turns) for t in turns]
+        lasts = [t[-1].strip() if t else "" for t in turns]
         with times.stage("sentence encode"):
-            sentences = self.sentence.encode(sentence_texts)
+            # One call for both: a one-turn context is its last turn, encoded once.
+            vectors, where = encode_unique([*texts, *lasts], self.sentence.encode, 1024)
+        sentences, last_sentences = vectors[where[: len(texts)]], vectors[where[len(texts) :]]
         depth = min(len(repository), self.semantic_depth)
         if depth == 0:
-            return sentences, np.empty((len(contexts), 0), dtype=np.int64)
+            none = np.empty((len(contexts), 0), dtype=np.int64)
+            return sentences, last_sentences, none, times.seconds
         with times.stage("semantic search"):
             _, best = search.search(sentences, depth)
-        return sentences, np.asarray(best, dtype=np.int64)
+        return sentences, last_sentences, np.asarray(best, dtype=np.int64), times.seconds
 
 
 def _lexical_search(

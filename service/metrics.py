@@ -51,7 +51,8 @@ class Metrics:
         self.stage_seconds = Histogram(
             "chatbot_stage_seconds",
             "Time of one stage of answering: normalise (per request, in the handler); encode, "
-            "neural search, lexical search, fusion and filters (per model call).",
+            "neural search, lexical search, sentence encode, semantic search, fusion and "
+            "filters (per model call).",
             ["stage"],
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
             registry=self.registry,

@@ -9,6 +9,12 @@ of a grid, and among the thresholds whose MRR of the true reply over the top :da
 within one standard error of the best keeps the one with the fewest echoed top-1 replies
 (then the higher threshold), and saves it in the model's config.
 
+A model with the semantic part (:mod:`chatbot.sentence`) gets a second threshold the same
+way, ``semantic_echo_cosine``: on the sentence cosine with the last turn, replayed over what
+the TF-IDF rule keeps, echoed top-1 replies counted at
+:data:`~training.repository_eval.SEMANTIC_ECHO_REPORT_COSINE`. A paraphrase of the question
+shares few words with it, and the sentence encoder rewards it.
+
 Example::
 
     tuning = tune_echo_cosine(Path("out/model"), Path("out/index"), {"valid": valid_csv})
@@ -27,14 +33,16 @@ from typing import Any
 import numpy as np
 
 from chatbot.lexical import rowwise_dot
+from chatbot.scoring import sentence_of_normalized
 from chatbot.text import split_turns
-from training.repository_eval import ECHO_REPORT_COSINE
+from training.repository_eval import ECHO_REPORT_COSINE, SEMANTIC_ECHO_REPORT_COSINE
 from training.sources.udc_csv import read_eval_rows
 
 log = logging.getLogger(__name__)
 
 # Candidate thresholds; 2.0 is above any cosine: the rule off.
 ECHO_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 2.0)
+SEMANTIC_ECHO_GRID = (0.5, 0.6, 0.7, 0.8, 0.9, 2.0)
 DEPTH = 100  # the served ranks looked at
 
 
@@ -53,6 +61,7 @@ def replay_thresholds(
     truths: Sequence[TrueReply],
     grid: Sequence[float] = ECHO_GRID,
     depth: int = DEPTH,
+    report: float = ECHO_REPORT_COSINE,
 ) -> list[dict[str, float]]:
     """MRR@depth of the true replies among the repository, and the echoed top-1 share, at
     each threshold.
@@ -67,6 +76,7 @@ def replay_thresholds(
         truths: per row, the true reply.
         grid: thresholds to replay.
         depth: ranks counted.
+        report: a top-1 reply this close to the last turn counts as echoed.
 
     Example:
         >>> rows = [[(7, 5.0, 0.9), (3, 2.0, 0.1)], [(5, 4.0, 0.95), (1, 1.0, 0.2)]]
@@ -80,7 +90,7 @@ def replay_thresholds(
         reciprocal, echoed = [], []
         for ranking, truth in zip(candidates, truths, strict=True):
             kept = [(s, c) for i, s, c in ranking if c < threshold and i not in truth.copies]
-            echoed.append(bool(kept) and kept[0][1] >= ECHO_REPORT_COSINE)
+            echoed.append(bool(kept) and kept[0][1] >= report)
             rank = 1 + sum(s >= truth.score for s, _ in kept)
             # The list is the top of the ranking: past its end a rank is unknown (a miss).
             refused = truth.cosine >= threshold
@@ -144,7 +154,8 @@ def tune_echo_cosine(
     for i, text in enumerate(repo):
         where.setdefault(text, set()).add(i)
 
-    scorer.echo_cosine = max(ECHO_GRID) + 1.0  # rule off: every candidate comes back
+    scorer.echo_cosine = max(ECHO_GRID) + 1.0  # rules off: every candidate comes back
+    scorer.semantic_echo_cosine = max(SEMANTIC_ECHO_GRID) + 1.0
     backend = make_backend("numpy", index.vectors)
     ranked = scorer.rank(contexts, last_turns, index, backend, k=2 * DEPTH)
     last_rows = scorer.lexical.transform(last_turns)  # (rows, V)
@@ -163,7 +174,29 @@ def tune_echo_cosine(
     table = replay_thresholds(candidates, truths)
     chosen = best_threshold(table)
     log.info("echo rule: cosine %.2f on %s (%d rows)", chosen, ", ".join(present), len(rows))
-    tuning = {"echo_cosine": chosen, "sets": list(present), "grid": table}
+    tuning: dict[str, Any] = {"echo_cosine": chosen, "sets": list(present), "grid": table}
     config = dataclasses.replace(artifact.config, echo_cosine=chosen)
+    if scorer.has_semantic and index.sentence is not None:
+        assert scorer.sentence is not None
+        last = scorer.sentence.encode(last_turns)
+        truth_vectors = scorer.sentence.encode([sentence_of_normalized(r.response) for r in rows])
+        true_close = np.einsum("nd,nd->n", last, truth_vectors)
+        kept = []  # what the TF-IDF rule at its chosen threshold keeps, by sentence cosine
+        for r, served in enumerate(candidates):
+            ids = np.array([i for i, _, c in served if c < chosen], dtype=np.int64)
+            close = np.asarray(index.sentence[ids], dtype=np.float32) @ last[r]
+            scores = [s for _, s, c in served if c < chosen]
+            kept.append(list(zip(ids.tolist(), scores, close.tolist(), strict=True)))
+        semantic_truths = [
+            dataclasses.replace(truth, cosine=float(c))
+            for truth, c in zip(truths, true_close, strict=True)
+        ]
+        semantic_table = replay_thresholds(
+            kept, semantic_truths, SEMANTIC_ECHO_GRID, report=SEMANTIC_ECHO_REPORT_COSINE
+        )
+        semantic_chosen = best_threshold(semantic_table)
+        log.info("semantic echo rule: sentence cosine %.2f", semantic_chosen)
+        tuning.update(semantic_echo_cosine=semantic_chosen, semantic_grid=semantic_table)
+        config = dataclasses.replace(config, semantic_echo_cosine=semantic_chosen)
     update_config(model_dir, config, extra={"echo_tuning": tuning})
     return tuning

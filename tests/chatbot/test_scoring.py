@@ -290,12 +290,15 @@ def test_the_semantic_part_reads_the_raw_turns_when_given(semantic) -> None:
         artifact.encoder(), artifact.lexical, WEIGHT, sentence=sentences, semantic_weight=5.0
     )
     backend = make_backend("numpy", index.vectors)
-    context, last = ["hello how are you __eou__ __eot__"], ["hello how are you"]
+    context = ["hi __eou__ __eot__ fine __eou__ __eot__ hello how are you __eou__ __eot__"]
+    last = ["hello how are you"]
     sentences.calls.clear()
-    scorer.rank(context, last, index, backend, 3, sentence_texts=["Hello, how are YOU?"])
-    assert sentences.calls == [["Hello, how are YOU?"]]
+    turns = [["Hi!", "Fine.", "Hello, how are YOU?"]]
+    scorer.rank(context, last, index, backend, 3, raw_turns=turns)
+    # The last three turns, and the last turn alone (for the semantic echo rule), at once.
+    assert sentences.calls == [["Hi! Fine. Hello, how are YOU?", "Hello, how are YOU?"]]
     scorer.rank(context, last, index, backend, 3)
-    assert sentences.calls[-1] == ["hello how are you"]  # made from the normalised context
+    assert sentences.calls[-1] == ["hi fine hello how are you", "hello how are you"]
 
 
 def test_the_semantic_part_moves_the_ranking_only_with_a_weight(semantic) -> None:
@@ -337,3 +340,31 @@ def test_an_index_without_sentence_vectors_cannot_serve_the_semantic_part(hybrid
     backend = make_backend("numpy", index.vectors)
     with pytest.raises(ValueError, match="needs an index with sentence vectors"):
         scorer.rank(["hello __eou__ __eot__"], ["hello"], index, backend, 3)
+
+
+def test_the_semantic_echo_rule_leaves_out_restatements_in_other_words(semantic) -> None:
+    artifact, index, sentences = semantic
+    contexts = [t.replace("__eou__", "__eou__ __eot__") for t in _texts(8, seed=8)]
+    last_turns = [c.split(" __eou__")[0] for c in contexts]
+    backend = make_backend("numpy", index.vectors)
+
+    def ranked(threshold: float) -> list[list[int]]:
+        scorer = Scorer(
+            artifact.encoder(),
+            artifact.lexical,
+            WEIGHT,
+            sentence=sentences,
+            semantic_weight=5.0,
+            semantic_echo_cosine=threshold,
+            rerank_depth=1000,
+            lexical_depth=1000,
+            semantic_depth=1000,
+        )
+        rows = scorer.rank(contexts, last_turns, index, backend, k=len(index))
+        return [[j for j, _ in row] for row in rows]
+
+    close = sentences.encode(last_turns) @ np.asarray(index.sentence).T  # (8, N)
+    off, on = ranked(2.0), ranked(0.6)
+    assert sum(len(row) for row in on) < sum(len(row) for row in off)  # something left out
+    for i, (full, kept) in enumerate(zip(off, on, strict=True)):
+        assert kept == [j for j in full if close[i, j] < 0.6]  # the same order, less the close

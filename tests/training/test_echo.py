@@ -47,3 +47,25 @@ def test_a_config_that_changes_the_network_is_refused(tmp_path: Path) -> None:
     save_artifact(tmp_path / "m", tiny_model(config), tiny_vocab(), config)
     with pytest.raises(ArtifactError, match="shape"):
         update_config(tmp_path / "m", tiny_config(hidden_size=4))
+
+
+def test_a_model_with_a_semantic_part_gets_a_semantic_threshold_too(tmp_path: Path) -> None:
+    from tests.helpers import BUNDLE_TEXTS, tiny_bundle
+    from training.echo import SEMANTIC_ECHO_GRID
+
+    model, index = tiny_bundle(tmp_path / "bundle", semantic=True)
+    texts = list(BUNDLE_TEXTS)
+    # Each context restates its own true reply, which only the rules turned off can find.
+    valid = [
+        [t.lower() + " __eou__ __eot__", t.lower() + " __eou__", *[x.lower() for x in texts[:3]]]
+        for t in texts
+    ]
+    write_csv(tmp_path / "valid.csv", EVAL_HEADER[:5], valid, progress=False)
+
+    tuning = tune_echo_cosine(model, index, {"valid": tmp_path / "valid.csv"})
+
+    assert [t["echo_cosine"] for t in tuning["semantic_grid"]] == list(SEMANTIC_ECHO_GRID)
+    tuned = load_artifact(model)
+    assert tuned.config.semantic_echo_cosine == tuning["semantic_echo_cosine"]
+    assert tuned.scorer().semantic_echo_cosine == tuning["semantic_echo_cosine"]
+    load_index(index, tuned)  # the same weights: the index is still accepted

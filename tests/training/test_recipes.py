@@ -10,6 +10,7 @@ import pytest
 from tests.helpers import tiny_sentence_source
 from training.pipeline import PipelineOptions, run_pipeline
 from training.recipes import chitchat_recipe
+from training.sentence import SEMANTIC_GRID
 
 
 @pytest.mark.slow
@@ -34,7 +35,7 @@ def test_chitchat_recipe_builds_evaluates_and_indexes(tmp_path: Path) -> None:
     # The semantic part: converted into the artifact, its weight chosen on validation rows,
     # and the index holds the sentence vectors of what it shows.
     semantic = report["semantic"]
-    assert [row["weight"] for row in semantic["grid"]][0] == 0.0
+    assert [row["weight"] for row in semantic["grid"]] == list(SEMANTIC_GRID)
     assert load_artifact(tmp_path / "model").config.semantic_weight == semantic["semantic_weight"]
     assert index.sentence is not None and index.sentence.shape == (len(index), 8)
     assert (tmp_path / "eval_repository.png").stat().st_size > 1000
