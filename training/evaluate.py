@@ -268,17 +268,20 @@ def format_repository_table(report: dict[str, Any]) -> str:
         whole repository (9 responses, 2 rows)
     """
     width = max(len("true replies"), *(len(name) for name in report["systems"]))
+    columns = REPOSITORY_METRICS
+    if "semantic_echo_rate" in report["true_responses"]:  # a model with a semantic part
+        columns = (*columns, "semantic_echo_rate")
+
+    def cells(metrics: dict[str, float]) -> str:
+        return "".join(f"{metrics[m]:>16.3f}" if m in metrics else f"{'':>16}" for m in columns)
+
     lines = [
         f"whole repository ({report['repository_size']:,} responses, {report['n']:,} rows)",
-        f"{'system':<{width}}" + "".join(f"{m:>16}" for m in REPOSITORY_METRICS),
+        f"{'system':<{width}}" + "".join(f"{m:>16}" for m in columns),
     ]
     for name, metrics in report["systems"].items():
-        lines.append(
-            f"{name:<{width}}" + "".join(f"{metrics[m]:>16.3f}" for m in REPOSITORY_METRICS)
-        )
-    true = report["true_responses"]
-    cells = [f"{true[m]:>16.3f}" if m in true else f"{'':>16}" for m in REPOSITORY_METRICS]
-    lines.append(f"{'true replies':<{width}}" + "".join(cells))
+        lines.append(f"{name:<{width}}" + cells(metrics))
+    lines.append(f"{'true replies':<{width}}" + cells(report["true_responses"]))
     kept = report["systems"].get("model", {}).get("served_recall@10_of_exact")
     if kept is not None:
         lines.append(f"served ranking: recall@10 of the exact ranking {kept:.3f}")

@@ -73,8 +73,13 @@ def plot_repository(report: Mapping[str, Any], path: str | Path) -> None:
     _grouped_bars(recall_ax, systems, ("recall@1", "recall@10", "recall@100", "recall@1_of_100"))
     recall_ax.set_title(f"True reply among all {report['repository_size']:,} responses")
     rates = {**systems, "true replies": report["true_responses"]}
-    _grouped_bars(rate_ax, rates, ("echo_rate", "question_rate"))
-    rate_ax.set_title("Top-1 reply: restates the last turn / asks")
+    keys: tuple[str, ...] = ("echo_rate", "question_rate")
+    title = "Top-1 reply: restates the last turn / asks"
+    if "semantic_echo_rate" in report["true_responses"]:  # a model with a semantic part
+        keys = ("echo_rate", "semantic_echo_rate", "question_rate")
+        title = "Top-1 reply: restates the last turn (its words / in others) / asks"
+    _grouped_bars(rate_ax, rates, keys)
+    rate_ax.set_title(title)
     fig.suptitle(f"Repository evaluation, {report['n']:,} rows")
     fig.tight_layout()
     fig.savefig(path)
