@@ -131,11 +131,15 @@ def sq8_reference(workdir: Path, index, n: int):
 
 
 def exact_top(ranker, queries: list[str], k: int = 10) -> list[set[int]]:
-    """Each query's best ``k`` by the full hybrid score over every response, echo rule
-    applied: what serving would return if it approximated nothing."""
+    """Each query's best ``k`` by the full score over every response (the semantic part
+    included when the model has one), echo rules applied: what serving would return if it
+    approximated nothing."""
     from chatbot.ranker import Query
+    from chatbot.sentence import sentence_text
+    from chatbot.text import split_turns
 
     scorer, index = ranker.scorer, ranker.index
+    lexical_weight, semantic_weight = scorer.weights
     out = []
     for text in queries:
         q = Query(text, text.rsplit("__eot__", 1)[-1])
@@ -146,8 +150,23 @@ def exact_top(ranker, queries: list[str], k: int = 10) -> list[set[int]]:
             neural[start : start + len(block)] = block @ vector
         rows = scorer.lexical.transform([q.context, q.last_turn])
         both = (index.lexical @ rows.T).toarray()  # (n, 2): context and last-turn cosines
-        scores = hybrid_score(neural, both[:, 0], scorer.lexical_weight, scorer.bias)
+        semantic = close = None
+        if scorer.has_semantic:
+            turns = split_turns(q.context)
+            said, last = scorer.sentence.encode_queries(
+                [sentence_text(turns, scorer.sentence.context_turns), turns[-1]]
+            )
+            semantic, close = np.empty((2, len(index)), dtype=np.float32)
+            for start in range(0, len(index), 100_000):
+                block = np.asarray(index.sentence[start : start + 100_000], dtype=np.float32)
+                semantic[start : start + len(block)] = block @ said
+                close[start : start + len(block)] = block @ last
+        scores = hybrid_score(
+            neural, both[:, 0], lexical_weight, scorer.bias, semantic, semantic_weight
+        )
         scores[both[:, 1] >= scorer.echo_cosine] = -np.inf
+        if close is not None:
+            scores[close >= scorer.semantic_echo_cosine] = -np.inf
         out.append(set(np.argsort(-scores)[:k].tolist()))
     return out
 

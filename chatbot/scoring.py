@@ -360,7 +360,9 @@ class Scorer:
                 else [sentence_of_normalized(t) for t in flat]
             )
             # Large batches: the encoder shares bulk work among cores (chatbot.sentence).
-            s_ctx, s_ctx_idx = encode_unique(said, sentence.encode, 4096, "sentences", progress)
+            s_ctx, s_ctx_idx = encode_unique(
+                said, sentence.encode_queries, 4096, "sentences", progress
+            )
             s_cand, s_cand_idx = encode_unique(
                 replies, sentence.encode, 4096, "sentences", progress
             )
@@ -557,7 +559,7 @@ class Scorer:
         lasts = [t[-1].strip() if t else "" for t in turns]
         with times.stage("sentence encode"):
             # One call for both: a one-turn context is its last turn, encoded once.
-            vectors, where = encode_unique([*texts, *lasts], self.sentence.encode, 1024)
+            vectors, where = encode_unique([*texts, *lasts], self.sentence.encode_queries, 1024)
         sentences, last_sentences = vectors[where[: len(texts)]], vectors[where[len(texts) :]]
         depth = min(len(repository), self.semantic_depth)
         if depth == 0:

@@ -15,7 +15,7 @@ An artifact holds, listed with checksums in its manifest::
 
     sentence.tflite          the network, dynamic-range int8 weights, one text per call
     sentence_tokenizer.json  its WordPiece tokenizer (Hugging Face ``tokenizers``)
-    sentence.json            vector size, token cap, turns read, where it came from
+    sentence.json            vector size, token caps, turns read, where it came from
 
 Example:
     >>> sentence_text(["how do i", "what card?", "an nvidia one", "the driver fails"], 3)
@@ -39,9 +39,14 @@ SENTENCE_MODEL = "sentence.tflite"
 SENTENCE_TOKENIZER = "sentence_tokenizer.json"
 SENTENCE_INFO = "sentence.json"
 SENTENCE_FILES = (SENTENCE_MODEL, SENTENCE_TOKENIZER, SENTENCE_INFO)
-# Tokens read of a text. The model was trained on 128 and is served on up to 256; 128 bounds
-# a long paste's cost (the query side is about 5 ms at typical lengths, docs/results.md).
+# Tokens read of a reply. The model was trained on 128 and is served on up to 256; 128 bounds
+# a long paste's cost.
 MAX_TOKENS = 128
+# Tokens read of a query (the user's last turns), its last ones: what each request pays for.
+# On the 950 own validation rows 48 tokens ranked as well as 128 (repository MRR 0.131
+# against 0.125, 1 in 10 R@1 0.601 against 0.607) in 35 % less time; 32 lost (0.119)
+# (docs/performance.md, "The semantic part's cost").
+CONTEXT_TOKENS = 48
 # Turns of a context the sentence encoder reads: the latest ones (chosen in the probe: the
 # question is in the last turns, and older ones dilute a mean-pooled vector).
 CONTEXT_TURNS = 3
@@ -56,7 +61,8 @@ def sentence_text(turns: Sequence[str], context_turns: int = CONTEXT_TURNS) -> s
 
 
 def read_sentence_info(path: Path) -> dict[str, Any]:
-    """``sentence.json``, checked: ``dim``, ``max_tokens``, ``context_turns`` and ``source``."""
+    """``sentence.json``, checked: ``dim``, ``max_tokens``, ``context_turns`` and ``source``
+    (and ``context_tokens``, which files written before it lack: they read ``max_tokens``)."""
     info = json.loads(path.read_text())
     for key in ("dim", "max_tokens", "context_turns", "source"):
         if key not in info:
@@ -70,8 +76,9 @@ class SentenceEncoder:
     """Texts in, L2-normalised sentence vectors out (``(n, dim)`` float32).
 
     Each text is its own call (no padding, so no mask, and the cost follows its length).
-    One interpreter serves one call at a time; bulk work (:data:`BULK_TEXTS` or more texts)
-    gives each thread its own.
+    Replies are read from their start (:data:`MAX_TOKENS`), queries from their end
+    (``context_tokens``: the latest words of the last turns). One interpreter serves one call
+    at a time; bulk work (:data:`BULK_TEXTS` or more texts) gives each thread its own.
 
     Args:
         folder: the artifact holding :data:`SENTENCE_FILES`.
@@ -88,6 +95,9 @@ class SentenceEncoder:
         self.tokenizer = Tokenizer.from_file(str(folder / SENTENCE_TOKENIZER))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(int(info["max_tokens"]))
+        self.query_tokenizer = Tokenizer.from_str(self.tokenizer.to_str())
+        context_tokens = int(info.get("context_tokens", info["max_tokens"]))
+        self.query_tokenizer.enable_truncation(context_tokens, direction="left")
         self._lock = threading.Lock()
         self._run = self._runner()
 
@@ -97,36 +107,44 @@ class SentenceEncoder:
         interpreter = Interpreter(model_path=str(self.model_file), num_threads=1)
         return interpreter.get_signature_runner()
 
-    def _encode_one(self, run: Any, text: str) -> np.ndarray:
-        ids = np.asarray([self.tokenizer.encode(text).ids], dtype=np.int32)
+    def _encode_one(self, run: Any, text: str, tokenizer: Any) -> np.ndarray:
+        ids = np.asarray([tokenizer.encode(text).ids], dtype=np.int32)
         return np.asarray(run(ids=ids)["vector"][0], dtype=np.float32)
 
-    def encode(
+    def encode_queries(
         self, texts: Sequence[str], threads: int | None = None, progress: bool = False
     ) -> np.ndarray:
-        """The sentence vectors of ``texts``; ``threads`` interpreters share the work (by
-        default one per core for bulk work, else one)."""
+        """The sentence vectors of queries (contexts, last turns), read from their end."""
+        return self.encode(texts, threads, progress, query=True)
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        threads: int | None = None,
+        progress: bool = False,
+        query: bool = False,
+    ) -> np.ndarray:
+        """The sentence vectors of ``texts`` (replies; ``query``: read as queries are);
+        ``threads`` interpreters share the work (by default one per core for bulk work, else
+        one)."""
+        tokenizer = self.query_tokenizer if query else self.tokenizer
         if threads is None:
             threads = (os.cpu_count() or 1) if len(texts) >= BULK_TEXTS else 1
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         if threads <= 1 or len(texts) < 2 * threads:
             with self._lock:
                 for i, text in enumerate(tqdm(texts, "sentences", disable=not progress)):
-                    out[i] = self._encode_one(self._run, text)
+                    out[i] = self._encode_one(self._run, text, tokenizer)
             return out
         local = threading.local()
 
         def one(i: int) -> None:
             if not hasattr(local, "run"):
                 local.run = self._runner()
-            out[i] = self._encode_one(local.run, texts[i])
+            out[i] = self._encode_one(local.run, texts[i], tokenizer)
 
         with ThreadPoolExecutor(threads, thread_name_prefix="sentence") as pool:
             done = pool.map(one, range(len(texts)), chunksize=64)
             for _ in tqdm(done, "sentences", total=len(texts), disable=not progress):
                 pass
         return out
-
-    def encode_contexts(self, turns: Sequence[Sequence[str]]) -> np.ndarray:
-        """Vectors of contexts given as their turns, oldest first (the last few are read)."""
-        return self.encode([sentence_text(t, self.context_turns) for t in turns])

@@ -178,7 +178,7 @@ def tune_echo_cosine(
     config = dataclasses.replace(artifact.config, echo_cosine=chosen)
     if scorer.has_semantic and index.sentence is not None:
         assert scorer.sentence is not None
-        last = scorer.sentence.encode(last_turns)
+        last = scorer.sentence.encode_queries(last_turns)
         truth_vectors = scorer.sentence.encode([sentence_of_normalized(r.response) for r in rows])
         true_close = np.einsum("nd,nd->n", last, truth_vectors)
         kept = []  # what the TF-IDF rule at its chosen threshold keeps, by sentence cosine

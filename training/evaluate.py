@@ -268,7 +268,7 @@ def format_repository_table(report: dict[str, Any]) -> str:
         whole repository (9 responses, 2 rows)
     """
     width = max(len("true replies"), *(len(name) for name in report["systems"]))
-    columns = REPOSITORY_METRICS
+    columns: tuple[str, ...] = REPOSITORY_METRICS
     if "semantic_echo_rate" in report["true_responses"]:  # a model with a semantic part
         columns = (*columns, "semantic_echo_rate")
 

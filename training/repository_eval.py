@@ -360,7 +360,7 @@ def _add_semantic_echo_rates(
     the user's last turn is at least :data:`SEMANTIC_ECHO_REPORT_COSINE` (a restatement in
     other words), for every system and for the true replies."""
     assert scorer.sentence is not None and index.sentence is not None
-    last = scorer.sentence.encode(job.last_turns)
+    last = scorer.sentence.encode_queries(job.last_turns)
 
     def rate(vectors: np.ndarray, present: np.ndarray) -> float:
         close = np.einsum("nd,nd->n", last, vectors) >= SEMANTIC_ECHO_REPORT_COSINE
@@ -402,8 +402,9 @@ def _semantic_queries(
     if index.sentence is None:
         raise ValueError("the model's semantic part needs an index with sentence vectors")
     turns = sentence.context_turns
-    sentences = sentence.encode([sentence_text(split_turns(c), turns) for c in job.contexts])
-    last_sentences = sentence.encode(job.last_turns)
+    contexts = [sentence_text(split_turns(c), turns) for c in job.contexts]
+    sentences = sentence.encode_queries(contexts)
+    last_sentences = sentence.encode_queries(job.last_turns)
     truths = _truth_sentences(sentence, index, job)
     return sentences, last_sentences, np.einsum("nd,nd->n", sentences, truths)
 

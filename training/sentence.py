@@ -30,6 +30,7 @@ import numpy as np
 
 from chatbot.scoring import ScoreParts
 from chatbot.sentence import (
+    CONTEXT_TOKENS,
     CONTEXT_TURNS,
     MAX_TOKENS,
     SENTENCE_INFO,
@@ -173,6 +174,7 @@ def export_sentence_encoder(model_dir: Path, source: Path, int8: bool = True) ->
         info = {
             "dim": dim,
             "max_tokens": MAX_TOKENS,
+            "context_tokens": CONTEXT_TOKENS,
             "context_turns": CONTEXT_TURNS,
             "source": source.parent.name if source.name == PACKAGE_FOLDER else source.name,
             "weights": "int8 dynamic range" if int8 else "float32",

@@ -220,13 +220,15 @@ class _BagOfWordsSentences:
         self.table = {w: rng.normal(size=6) for w in [*WORDS, "__eou__", "__eot__"]}
         self.calls: list[list[str]] = []
 
-    def encode(self, texts, threads=None, progress=False) -> np.ndarray:
+    def encode(self, texts, threads=None, progress=False, query=False) -> np.ndarray:
         self.calls.append(list(texts))
         out = np.zeros((len(texts), 6), dtype=np.float32)
         for i, text in enumerate(texts):
             for word in text.split():
                 out[i] += self.table.get(word, 0.0)
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    encode_queries = encode
 
 
 @pytest.fixture(scope="module")

@@ -148,10 +148,12 @@ class Synonyms:
 
     context_turns = 3
 
-    def encode(self, texts, threads=None, progress=False) -> np.ndarray:
+    def encode(self, texts, threads=None, progress=False, query=False) -> np.ndarray:
         words = [[{"wlan": "wifi"}.get(w, w) for w in t.lower().split()] for t in texts]
         out = np.array([[ws.count(v) for v in VOCAB] for ws in words], dtype=np.float32) + 0.1
         return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    encode_queries = encode
 
 
 def test_the_semantic_part_is_ranked_with_the_repository_s_own_sentence_vectors() -> None:
