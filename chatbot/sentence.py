@@ -43,10 +43,10 @@ SENTENCE_FILES = (SENTENCE_MODEL, SENTENCE_TOKENIZER, SENTENCE_INFO)
 # a long paste's cost.
 MAX_TOKENS = 128
 # Tokens read of a query (the user's last turns), its last ones: what each request pays for.
-# On the 950 own validation rows 48 tokens ranked as well as 128 (repository MRR 0.131
-# against 0.125, 1 in 10 R@1 0.601 against 0.607) in 35 % less time; 32 lost (0.119)
-# (docs/performance.md, "The semantic part's cost").
-CONTEXT_TOKENS = 48
+# On the 950 own validation rows 64 tokens ranked as well as 128 (repository MRR 0.129
+# against 0.127; the sentence part alone 0.104 against 0.105) in 25 % less time; 48 cost the
+# part alone (0.100) (docs/performance.md, "The semantic part's cost").
+CONTEXT_TOKENS = 64
 # Turns of a context the sentence encoder reads: the latest ones (chosen in the probe: the
 # question is in the last turns, and older ones dilute a mean-pooled vector).
 CONTEXT_TURNS = 3

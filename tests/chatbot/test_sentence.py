@@ -110,12 +110,12 @@ def test_a_long_text_is_cut_at_the_token_cap(float_artifact) -> None:
     np.testing.assert_array_equal(encoder.encode([long]), encoder.encode([cut]))
     shorter = " ".join(["hello", "you"] * 62)  # within the cap: read to its end
     assert not np.allclose(encoder.encode([long]), encoder.encode([shorter + " fine"]))
-    # A query is read from its end: its latest 46 words, between [CLS] and [SEP].
-    query, tail = "fine thanks " + long, " ".join(["hello", "you"] * 23)
+    # A query is read from its end: its latest 62 words, between [CLS] and [SEP].
+    query, tail = "fine thanks " + long, " ".join(["hello", "you"] * 31)
     np.testing.assert_array_equal(encoder.encode_queries([query]), encoder.encode_queries([tail]))
     assert not np.allclose(encoder.encode_queries([query]), encoder.encode([query]))
     info = json.loads((float_artifact / SENTENCE_INFO).read_text())
-    assert (info["max_tokens"], info["context_tokens"], info["context_turns"]) == (128, 48, 3)
+    assert (info["max_tokens"], info["context_tokens"], info["context_turns"]) == (128, 64, 3)
 
 
 def test_a_semantic_weight_without_the_encoder_is_refused(tmp_path: Path) -> None:
