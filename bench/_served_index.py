@@ -25,7 +25,6 @@ import numpy as np
 
 from bench._served_corpus import DEFAULT_CSV, Corpus, served_corpus
 from chatbot.ann import ANN_KIND, ANN_MIN_RESPONSES
-from chatbot.sentence import SENTENCE_MODEL
 
 UBUNTU_MODEL = Path("artifacts/ubuntu/model")
 
@@ -81,9 +80,7 @@ def served_index(
         saved = json.loads(manifest.read_text())
         current = saved["model_checksum"] == artifact.checksum
         # The semantic part's vectors, when the model has one, by the same sentence encoder.
-        current &= saved.get("sentence_model") == (
-            artifact.manifest["files"].get(SENTENCE_MODEL) if artifact.has_sentence else None
-        )
+        current &= saved.get("sentence_model") == artifact.sentence_checksum
         ann_kind = saved.get("ann", {}).get("kind")
         if current and ann_kind == (ANN_KIND if n >= ANN_MIN_RESPONSES else None):
             return index_dir, corpus

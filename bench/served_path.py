@@ -49,18 +49,10 @@ import numpy as np
 
 from bench._served_corpus import DEFAULT_CSV
 from bench._served_index import neural_reference, served_index, served_model
-from chatbot.scoring import hybrid_score
+from chatbot.scoring import RANK_STAGES, hybrid_score
 from chatbot.search import make_backend
 
-STAGES = (
-    "normalise",
-    "encode",
-    "neural search",
-    "lexical search",
-    "sentence encode",
-    "semantic search",
-    "fusion and filters",
-)
+STAGES = ("normalise", *RANK_STAGES)  # normalise: in the request handler
 
 
 class FullProduct:

@@ -64,17 +64,10 @@ import numpy as np
 
 from bench._served_corpus import DEFAULT_CSV
 from bench._served_index import neural_reference, served_index, served_model
+from chatbot.scoring import RANK_STAGES
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = (
-    "normalise",
-    "encode",
-    "neural search",
-    "lexical search",
-    "sentence encode",
-    "semantic search",
-    "fusion and filters",
-)
+STAGES = ("normalise", *RANK_STAGES)  # normalise: in the request handler
 GOAL_P99_1_MS, GOAL_P99_32_MS, GOAL_SCALING, GOAL_MEMORY_GB = 60.0, 500.0, 4.0, 2.5
 
 

@@ -41,7 +41,13 @@ from chatbot.files import atomic_dir, check_files, read_manifest_file, sha256_fi
 from chatbot.lexical import TfidfModel
 from chatbot.lite import LITE_INFO, LITE_MODEL, LiteEncoder, read_lite_info
 from chatbot.scoring import Scorer
-from chatbot.sentence import SENTENCE_FILES, SENTENCE_INFO, SentenceEncoder, read_sentence_info
+from chatbot.sentence import (
+    SENTENCE_FILES,
+    SENTENCE_INFO,
+    SENTENCE_MODEL,
+    SentenceEncoder,
+    read_sentence_info,
+)
 from chatbot.vocab import Vocab
 
 if TYPE_CHECKING:
@@ -123,7 +129,13 @@ class Artifact:
     @property
     def has_sentence(self) -> bool:
         """Whether the artifact holds a sentence encoder (the semantic part)."""
-        return all(name in self.manifest["files"] for name in SENTENCE_FILES)
+        return _lists_sentence(self.manifest)
+
+    @property
+    def sentence_checksum(self) -> str | None:
+        """SHA-256 of the sentence encoder's file: what an index's sentence vectors are tied
+        to (``None`` without one)."""
+        return self.manifest["files"][SENTENCE_MODEL] if self.has_sentence else None
 
     @cached_property
     def sentence_encoder(self) -> SentenceEncoder | None:
@@ -310,6 +322,10 @@ def lists_lite(path: str | Path) -> bool:
     return _lists_lite(manifest)
 
 
+def _lists_sentence(manifest: dict[str, Any]) -> bool:
+    return all(name in manifest.get("files", {}) for name in SENTENCE_FILES)
+
+
 def _lists_lite(manifest: dict[str, Any]) -> bool:
     files = manifest.get("files", {})
     return LITE_MODEL in files and LITE_INFO in files
@@ -358,7 +374,7 @@ def load_artifact(path: str | Path, network: bool = True) -> Artifact:
             f"{path}: config.json has lexical_weight {config.lexical_weight} "
             f"but the manifest does not list {LEXICAL}"
         )
-    if config.semantic_weight > 0 and not all(n in manifest["files"] for n in SENTENCE_FILES):
+    if config.semantic_weight > 0 and not _lists_sentence(manifest):
         raise ArtifactError(
             f"{path}: config.json has semantic_weight {config.semantic_weight} "
             f"but the manifest does not list {', '.join(SENTENCE_FILES)}"

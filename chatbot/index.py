@@ -190,7 +190,7 @@ def save_index(
         if sentence is not None:
             np.save(tmp / SENTENCE_VECTORS, np.asarray(sentence, dtype=np.float32))
             names.append(SENTENCE_VECTORS)
-            sentence_info = {"sentence_model": _sentence_checksum(artifact)}
+            sentence_info = {"sentence_model": artifact.sentence_checksum}
             if ann or (ann is None and len(texts) >= ANN_MIN_RESPONSES):
                 sentence_info["sentence_ann"] = build_ivf(sentence, tmp / SENTENCE_ANN)
                 names.append(SENTENCE_ANN)
@@ -214,13 +214,6 @@ def save_index(
         }
         write_json(tmp / MANIFEST, manifest)
     return path
-
-
-def _sentence_checksum(artifact: Artifact) -> str | None:
-    """What an index's sentence vectors are tied to: the checksum of the artifact's encoder."""
-    from chatbot.sentence import SENTENCE_MODEL
-
-    return artifact.manifest["files"].get(SENTENCE_MODEL)
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:
@@ -274,7 +267,7 @@ def load_index(
     if (
         artifact is not None
         and artifact.config.semantic_weight > 0
-        and (not has_sentence or manifest.get("sentence_model") != _sentence_checksum(artifact))
+        and (not has_sentence or manifest.get("sentence_model") != artifact.sentence_checksum)
     ):
         raise IndexLoadError(
             f"{path}: has no sentence vectors by the sentence encoder of "

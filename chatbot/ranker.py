@@ -172,15 +172,7 @@ class Ranker:
         if spare is not None and spares is not None:
             spares.remove(spare)
             encoder = spare.recycled_for(artifact.model, artifact.vocab, artifact.config)
-            scorer = Scorer(
-                encoder,
-                scorer.lexical,
-                scorer.lexical_weight,
-                echo_cosine=scorer.echo_cosine,
-                sentence=scorer.sentence,
-                semantic_weight=scorer.semantic_weight,
-                semantic_echo_cosine=scorer.semantic_echo_cosine,
-            )
+            scorer = scorer.with_encoder(encoder)
         return cls(
             scorer,
             Normalizer(artifact.config.normalization),

@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import functools
 import time
 from collections.abc import Callable, Sequence
@@ -71,6 +72,16 @@ LEXICAL_DEPTH = 384
 # without them the served ranking kept 0.960 of the exact top 10 on validation rows, with 32
 # 0.983, with 128 0.993 (docs/performance.md, "The semantic part's cost").
 SEMANTIC_DEPTH = 128
+# The stages Scorer.rank times (StageTimes names), in the order a request meets them: what
+# /metrics and the benchmarks report.
+RANK_STAGES = (
+    "encode",
+    "neural search",
+    "lexical search",
+    "sentence encode",
+    "semantic search",
+    "fusion and filters",
+)
 # Rows scored at once by Scorer.parts: bounds its (rows, candidates, dim) gather.
 _GATHER_ROWS = 4096
 # A hybrid model rewards word overlap, and the closest overlap is the user's own message: a
@@ -264,6 +275,16 @@ class Scorer:
         self.semantic_weight = float(semantic_weight)
         self.semantic_depth = semantic_depth
         self.semantic_echo_cosine = semantic_echo_cosine
+
+    def with_encoder(self, encoder: PairEncoder) -> Scorer:
+        """The same score with another neural encoder of the same weights (a recycled one):
+        every other part and setting kept."""
+        other = copy.copy(self)
+        other.encoder = encoder
+        # The worker threads are the original's; the copy makes its own on first use.
+        other.__dict__.pop("_lexical_thread", None)
+        other.__dict__.pop("_semantic_thread", None)
+        return other
 
     @functools.cached_property
     def _lexical_thread(self) -> ThreadPoolExecutor:

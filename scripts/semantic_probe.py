@@ -18,7 +18,8 @@ dependencies::
         --index artifacts/ubuntu/index --split valid --cache artifacts/ubuntu/semantic
 
 ``--query-encoder lite-int8`` (or ``lite-float32``) encodes the contexts as a worker would:
-the network converted once for LiteRT (into ``--cache``), one text at a time on one thread.
+the network converted once for LiteRT (into ``--cache``, by the pipeline's own converter,
+``training.sentence.convert_sentence_encoder``), one text at a time on one thread.
 
 Results, and what serving it would take: docs/results.md ("A pretrained sentence encoder
 beside the hybrid").
@@ -47,6 +48,7 @@ class MiniLM:
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
 
+        self.folder = folder
         config = json.loads((folder / "config.json").read_text())
         self.heads = config["num_attention_heads"]
         self.layers = config["num_hidden_layers"]
@@ -121,71 +123,17 @@ class MiniLM:
         return out
 
 
-def convert_for_lite(minilm: MiniLM, path: Path, int8: bool) -> None:
-    """Writes the network as a LiteRT flatbuffer for one text at a time (no padding, so no
-    mask); ``int8``: dynamic-range int8 weights (``tf.lite.Optimize.DEFAULT``).
-
-    The same layers as :meth:`MiniLM.encode`, written again in TensorFlow only because the
-    converter needs a TensorFlow function: the numpy one is the reference (checked against
-    sentence-transformers), and the float32 conversion matches it (cosine 1.0000)."""
-    import tensorflow as tf
-
-    weights = {k: tf.constant(v) for k, v in minilm.w.items() if not k.endswith("position_ids")}
-    heads, width = minilm.heads, weights["embeddings.word_embeddings.weight"].shape[1]
-    d = width // heads
-
-    def norm(x, name):
-        mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
-        scaled = (x - mean) * tf.math.rsqrt(var + minilm.eps)
-        return scaled * weights[f"{name}.weight"] + weights[f"{name}.bias"]
-
-    def dense(x, name):
-        return tf.matmul(x, weights[f"{name}.weight"], transpose_b=True) + weights[f"{name}.bias"]
-
-    @tf.function(input_signature=[tf.TensorSpec([1, None], tf.int32, name="ids")])
-    def encode(ids):
-        t = tf.shape(ids)[1]
-        x = tf.gather(weights["embeddings.word_embeddings.weight"], ids)
-        x += weights["embeddings.position_embeddings.weight"][:t]
-        x = norm(x + weights["embeddings.token_type_embeddings.weight"][0], "embeddings.LayerNorm")
-
-        def split(y):
-            return tf.transpose(tf.reshape(y, [1, t, heads, d]), [0, 2, 1, 3])
-
-        for i in range(minilm.layers):
-            p = f"encoder.layer.{i}."
-            q, k, v = (
-                split(dense(x, p + f"attention.self.{s}")) for s in ("query", "key", "value")
-            )
-            a = tf.nn.softmax(tf.matmul(q, k, transpose_b=True) * (1.0 / math.sqrt(d)), axis=-1)
-            attended = tf.reshape(tf.transpose(tf.matmul(a, v), [0, 2, 1, 3]), [1, t, width])
-            x = norm(
-                x + dense(attended, p + "attention.output.dense"), p + "attention.output.LayerNorm"
-            )
-            f = dense(x, p + "intermediate.dense")
-            f = 0.5 * f * (1.0 + tf.math.erf(f / math.sqrt(2.0)))
-            x = norm(x + dense(f, p + "output.dense"), p + "output.LayerNorm")
-        return {"vector": tf.math.l2_normalize(tf.reduce_mean(x, axis=1), axis=-1)}
-
-    module = tf.Module()  # the converter names the signature after a tracked function
-    module.encode = encode
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [encode.get_concrete_function()], module
-    )
-    if int8:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    path.write_bytes(converter.convert())
-
-
 class LiteQueries:
     """The query side on LiteRT, one text at a time on one thread, as a worker would run it."""
 
     def __init__(self, minilm: MiniLM, cache: Path, kind: str) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
+        from training.sentence import convert_sentence_encoder
+
         path = cache / f"minilm_{kind}.tflite"
         if not path.is_file():
-            convert_for_lite(minilm, path, int8=kind == "lite-int8")
+            convert_sentence_encoder(minilm.folder, path, int8=kind == "lite-int8")
         self.run = Interpreter(model_path=str(path), num_threads=1).get_signature_runner()
         self.tokenizer = minilm.tokenizer
 

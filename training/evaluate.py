@@ -272,12 +272,17 @@ def format_repository_table(report: dict[str, Any]) -> str:
     if "semantic_echo_rate" in report["true_responses"]:  # a model with a semantic part
         columns = (*columns, "semantic_echo_rate")
 
+    widths = [max(16, len(m) + 2) for m in columns]  # a name never runs into the next
+
     def cells(metrics: dict[str, float]) -> str:
-        return "".join(f"{metrics[m]:>16.3f}" if m in metrics else f"{'':>16}" for m in columns)
+        return "".join(
+            f"{metrics[m]:>{w}.3f}" if m in metrics else f"{'':>{w}}"
+            for m, w in zip(columns, widths, strict=True)
+        )
 
     lines = [
         f"whole repository ({report['repository_size']:,} responses, {report['n']:,} rows)",
-        f"{'system':<{width}}" + "".join(f"{m:>16}" for m in columns),
+        f"{'system':<{width}}" + "".join(f"{m:>{w}}" for m, w in zip(columns, widths, strict=True)),
     ]
     for name, metrics in report["systems"].items():
         lines.append(f"{name:<{width}}" + cells(metrics))

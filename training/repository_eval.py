@@ -46,7 +46,7 @@ from chatbot.index import ResponseIndex
 from chatbot.lexical import TfidfModel, rowwise_dot
 from chatbot.ranker import served_search
 from chatbot.scoring import Scorer, hybrid_score, sentence_of_normalized
-from chatbot.sentence import SentenceEncoder, sentence_text
+from chatbot.sentence import sentence_text
 from chatbot.text import EOU, Normalizer, split_turns
 from training.calibration import calibration_report, served_examples
 from training.sources.udc_csv import EvalRow
@@ -88,6 +88,17 @@ class _Job:
     last_turns: list[str]
     duplicates: list[np.ndarray]  # per row, the repository rows holding its true reply
     distractors: np.ndarray  # per row, 1-in-100 distractors
+
+
+@dataclass(frozen=True)
+class _Sentences:
+    """The sentence vectors a job's rows need for the semantic part, made once: the contexts'
+    (their last turns as the encoder reads a query), the last turns' (for the echo rules and
+    rates), and the true responses' (as the repository holds them)."""
+
+    contexts: np.ndarray
+    last_turns: np.ndarray
+    truths: np.ndarray
 
 
 def _job(rows: Sequence[EvalRow], index: ResponseIndex, normalizer: Normalizer, seed: int) -> _Job:
@@ -191,7 +202,8 @@ def evaluate_repository(
         if scorer.sentence is not None:
             systems.append(_System("model_semantic", False, 0.0, 1.0))
         exact_top = np.full((len(rows), SERVED_K), -1, dtype=np.int64)
-        scored = _score_model(scorer, index, job, systems, exact_top, progress)
+        sentences = _sentences(scorer, index, job)
+        scored = _score_model(scorer, index, job, systems, exact_top, progress, sentences)
         # The neural search serving uses (a large index's stored ANN), so its loss counts.
         served = scorer.rank(contexts, last_turns, index, served_search(index), SERVED_K)
         top1 = {"model": [row[0][0] if row else -1 for row in served]}
@@ -205,8 +217,8 @@ def evaluate_repository(
         for name, ids in top1.items():
             replies = [repo[i] if i >= 0 else "" for i in ids]
             report["systems"][name].update(reply_rates(replies))
-        if scorer.sentence is not None and index.sentence is not None:
-            _add_semantic_echo_rates(report, scorer, index, job, top1)
+        if sentences is not None:
+            _add_semantic_echo_rates(report, sentences, index, top1)
         if calibration is not None:
             examples = served_examples(rows, served, scorer, repo)
             curve = calibration.curve("repository")
@@ -244,7 +256,8 @@ def weight_table(
     systems = [_System("model", True, *scorer.weights)]
     systems += [_System(f"w={w:g}", True, float(w), semantic_weight) for w in weights]
     exact_top = np.full((len(rows), 1), -1, dtype=np.int64)
-    scored = _score_model(scorer, index, job, systems, exact_top, progress)
+    sentences = _sentences(scorer, index, job)
+    scored = _score_model(scorer, index, job, systems, exact_top, progress, sentences)
     table = []
     for system in systems[1:]:
         ranks, _, wins = scored[system.name]
@@ -297,8 +310,10 @@ def _score_model(
     systems: Sequence[_System],
     exact_top: np.ndarray,
     progress: bool,
+    sentences: _Sentences | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Ranks, plain top-1 ids and 1-in-100 wins of every system, from one pass of the model.
+    """Ranks, plain top-1 ids and 1-in-100 wins of every system, from one pass of the model
+    (``sentences``: its semantic part's vectors, :func:`_sentences`).
 
     Fills ``exact_top`` with each row's best ``exact_top.shape[1]`` responses by the model's
     exact full score under the echo rule: what serving would return if it approximated
@@ -318,8 +333,10 @@ def _score_model(
         last_rows = lexical.transform(last_turns)
         true_cosine = rowwise_dot(context_rows, lexical.transform(truths)).astype(np.float32)
     echo_rule = last_rows is not None and scorer.echo_cosine <= 1.0
-    sentences, last_sentences, true_semantic = _semantic_queries(scorer, index, job)
-    semantic_echo = echo_rule and last_sentences is not None and scorer.semantic_echo_cosine <= 1.0
+    true_semantic = None
+    if sentences is not None:
+        true_semantic = np.einsum("nd,nd->n", sentences.contexts, sentences.truths)
+    semantic_echo = echo_rule and sentences is not None and scorer.semantic_echo_cosine <= 1.0
 
     def system_scores(part: np.ndarray) -> dict[str, np.ndarray]:
         # The parts once per chunk of rows, then every system's score from them.
@@ -329,13 +346,13 @@ def _score_model(
             cosine = (context_rows[part] @ repo_rows.T).toarray().astype(np.float32)
         semantic = None
         if sentences is not None and index.sentence is not None:
-            semantic = sentences[part] @ np.asarray(index.sentence).T
+            semantic = sentences.contexts[part] @ np.asarray(index.sentence).T
         scores = {s.name: _system_score(s, neural, cosine, scorer.bias, semantic) for s in systems}
         served = scores["model"].copy()
         if echo_rule and last_rows is not None and repo_rows is not None:
             echo = (last_rows[part] @ repo_rows.T).toarray() >= scorer.echo_cosine
-            if semantic_echo and last_sentences is not None and index.sentence is not None:
-                close = last_sentences[part] @ np.asarray(index.sentence).T
+            if semantic_echo and sentences is not None and index.sentence is not None:
+                close = sentences.last_turns[part] @ np.asarray(index.sentence).T
                 echo |= close >= scorer.semantic_echo_cosine
             served[echo] = -np.inf
         k = min(exact_top.shape[1], served.shape[1])
@@ -354,19 +371,19 @@ def _score_model(
 
 
 def _add_semantic_echo_rates(
-    report: dict, scorer: Scorer, index: ResponseIndex, job: _Job, top1: dict[str, list[int]]
+    report: dict, sentences: _Sentences, index: ResponseIndex, top1: dict[str, list[int]]
 ) -> None:
     """Adds the **semantic echo rate**: the share of top-1 replies whose sentence cosine with
     the user's last turn is at least :data:`SEMANTIC_ECHO_REPORT_COSINE` (a restatement in
     other words), for every system and for the true replies."""
-    assert scorer.sentence is not None and index.sentence is not None
-    last = scorer.sentence.encode_queries(job.last_turns)
+    assert index.sentence is not None
+    last = sentences.last_turns
 
     def rate(vectors: np.ndarray, present: np.ndarray) -> float:
         close = np.einsum("nd,nd->n", last, vectors) >= SEMANTIC_ECHO_REPORT_COSINE
         return float(np.mean(close & present))
 
-    truths = _truth_sentences(scorer.sentence, index, job)
+    truths = sentences.truths
     report["true_responses"]["semantic_echo_rate"] = rate(truths, np.ones(len(last), bool))
     for name, ids in top1.items():
         found = np.asarray(ids) >= 0
@@ -374,11 +391,18 @@ def _add_semantic_echo_rates(
         report["systems"][name]["semantic_echo_rate"] = rate(vectors, found)
 
 
-def _truth_sentences(sentence: SentenceEncoder, index: ResponseIndex, job: _Job) -> np.ndarray:
-    """The sentence vector of each row's true response: as the repository holds it (the
-    vector of its shown text) when it is there, so that it is scored as its duplicates are;
-    else read from its normalised form."""
-    assert index.sentence is not None
+def _sentences(scorer: Scorer, index: ResponseIndex, job: _Job) -> _Sentences | None:
+    """The job's sentence vectors (:class:`_Sentences`), or ``None`` without a sentence
+    encoder. A true response in the repository is read as the repository holds it (the
+    vector of its shown text), so that it is scored as its duplicates are; one that is not
+    is read from its normalised form."""
+    sentence = scorer.sentence
+    if sentence is None:
+        return None
+    if index.sentence is None:
+        raise ValueError("the model's semantic part needs an index with sentence vectors")
+    turns = sentence.context_turns
+    contexts = sentence.encode_queries([sentence_text(split_turns(c), turns) for c in job.contexts])
     truths = np.empty((len(job.truths), index.sentence.shape[1]), dtype=np.float32)
     held = [i for i, dup in enumerate(job.duplicates) if len(dup)]
     missing = [i for i, dup in enumerate(job.duplicates) if len(dup) == 0]
@@ -386,27 +410,7 @@ def _truth_sentences(sentence: SentenceEncoder, index: ResponseIndex, job: _Job)
         truths[held] = index.sentence[[int(job.duplicates[i][0]) for i in held]]
     if missing:
         truths[missing] = sentence.encode([sentence_of_normalized(job.truths[i]) for i in missing])
-    return truths
-
-
-def _semantic_queries(
-    scorer: Scorer, index: ResponseIndex, job: _Job
-) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
-    """The contexts' sentence vectors, their last turns', and each context's sentence cosine
-    with its true response, or ``None`` each without a sentence encoder. A true response in
-    the repository is read as the repository holds it (the vector of its shown text), so that
-    it is scored as its duplicates are; one that is not is read from its normalised form."""
-    sentence = scorer.sentence
-    if sentence is None:
-        return None, None, None
-    if index.sentence is None:
-        raise ValueError("the model's semantic part needs an index with sentence vectors")
-    turns = sentence.context_turns
-    contexts = [sentence_text(split_turns(c), turns) for c in job.contexts]
-    sentences = sentence.encode_queries(contexts)
-    last_sentences = sentence.encode_queries(job.last_turns)
-    truths = _truth_sentences(sentence, index, job)
-    return sentences, last_sentences, np.einsum("nd,nd->n", sentences, truths)
+    return _Sentences(contexts, sentence.encode_queries(job.last_turns), truths)
 
 
 def _system_score(

@@ -26,6 +26,12 @@ def _texts(n: int, seed: int) -> list[str]:
     return [" ".join(rng.choice(WORDS, size=rng.integers(1, 5))) + " __eou__" for _ in range(n)]
 
 
+def _contexts(n: int, seed: int) -> tuple[list[str], list[str]]:
+    """``n`` one-turn contexts and their last turns."""
+    contexts = [t.replace("__eou__", "__eou__ __eot__") for t in _texts(n, seed)]
+    return contexts, [c.split(" __eou__")[0] for c in contexts]
+
+
 @pytest.fixture(scope="module")
 def hybrid(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("scoring")
@@ -262,8 +268,7 @@ def test_a_ranking_with_the_semantic_part_matches_brute_force(semantic, depth: i
         semantic_weight=5.0,
         semantic_depth=depth,
     )
-    contexts = [t.replace("__eou__", "__eou__ __eot__") for t in _texts(8, seed=4)]
-    last_turns = [c.split(" __eou__")[0] for c in contexts]
+    contexts, last_turns = _contexts(8, seed=4)
     times = StageTimes()
     ranked = scorer.rank(
         contexts, last_turns, index, make_backend("numpy", index.vectors), 5, times
@@ -305,8 +310,7 @@ def test_the_semantic_part_reads_the_raw_turns_when_given(semantic) -> None:
 
 def test_the_semantic_part_moves_the_ranking_only_with_a_weight(semantic) -> None:
     artifact, index, sentences = semantic
-    contexts = [t.replace("__eou__", "__eou__ __eot__") for t in _texts(16, seed=6)]
-    last_turns = [c.split(" __eou__")[0] for c in contexts]
+    contexts, last_turns = _contexts(16, seed=6)
     backend = make_backend("numpy", index.vectors)
 
     def top(weight: float) -> list[list[int]]:
@@ -346,8 +350,7 @@ def test_an_index_without_sentence_vectors_cannot_serve_the_semantic_part(hybrid
 
 def test_the_semantic_echo_rule_leaves_out_restatements_in_other_words(semantic) -> None:
     artifact, index, sentences = semantic
-    contexts = [t.replace("__eou__", "__eou__ __eot__") for t in _texts(8, seed=8)]
-    last_turns = [c.split(" __eou__")[0] for c in contexts]
+    contexts, last_turns = _contexts(8, seed=8)
     backend = make_backend("numpy", index.vectors)
 
     def ranked(threshold: float) -> list[list[int]]:
