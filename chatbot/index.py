@@ -9,8 +9,9 @@ Layout::
     lexical.*.npy     with a TF-IDF model: the responses' TF-IDF rows (CSR data, indices, indptr)
     postings.*.npy    the same inverted, heaviest first (chatbot.postings), for lexical search
     vectors.ivf.faiss large repositories: an approximate neural index (chatbot.ann)
-    sentence.f32.npy  with a sentence encoder: (n, 384) sentence vectors of the shown texts,
-                      for the semantic part (chatbot.sentence); tied to that encoder's file
+    sentence.f16.npy  with a sentence encoder: (n, 384) float16 sentence vectors of the shown
+                      texts, for the semantic part (chatbot.sentence); tied to that encoder's
+                      file (indexes of stop 20 hold them as float32, sentence.f32.npy)
     sentence.ivf.faiss large repositories: the same approximate index over those vectors
     manifest.json     format, model version and weights checksum, n, dim, file checksums
 
@@ -50,7 +51,10 @@ if TYPE_CHECKING:
 FORMAT = 1
 VECTORS = "vectors.f32.npy"
 VECTORS_F16 = "vectors.f16.npy"
-SENTENCE_VECTORS = "sentence.f32.npy"
+# Float16: half the memory of float32 (768 MB instead of 1.5 GB at 1M responses), and the
+# cosines it gives differ by under 1e-3 (docs/performance.md, "Sentence vectors in float16").
+SENTENCE_VECTORS = "sentence.f16.npy"
+SENTENCE_VECTORS_F32 = "sentence.f32.npy"  # indexes of stop 20 hold float32; they still load
 SENTENCE_ANN = "sentence.ivf.faiss"
 TEXTS = "texts.jsonl"
 NORMALIZED = "normalized.jsonl"
@@ -82,7 +86,7 @@ class ResponseIndex:
     normalized: Sequence[str] | None = None  # the texts as the model saw them, when stored
     postings: Postings | None = None  # ``lexical`` inverted, for lexical search
     ann_path: Path | None = None  # the stored approximate neural index, when there is one
-    sentence: np.ndarray | None = None  # (n, dim) sentence vectors, for the semantic part
+    sentence: np.ndarray | None = None  # (n, dim) float16 sentence vectors, the semantic part
     sentence_ann_path: Path | None = None  # their stored approximate index, when there is one
 
     def __post_init__(self) -> None:
@@ -124,7 +128,8 @@ class ResponseIndex:
         if self.sentence_ann_path is not None:
             info = self.manifest.get("sentence_ann", {})
             return StoredIvfSearch.from_manifest(self.sentence_ann_path, info, self.sentence)
-        return make_backend("numpy", self.sentence)
+        # Exact search only below ANN_MIN_RESPONSES: a float32 copy of at most 77 MB.
+        return make_backend("numpy", np.asarray(self.sentence, dtype=np.float32))
 
 
 def save_index(
@@ -188,7 +193,7 @@ def save_index(
             names += [*LEXICAL.values(), *Postings.from_rows(rows).save(tmp)]
         sentence_info: dict[str, Any] = {}
         if sentence is not None:
-            np.save(tmp / SENTENCE_VECTORS, np.asarray(sentence, dtype=np.float32))
+            np.save(tmp / SENTENCE_VECTORS, np.asarray(sentence, dtype=np.float16))
             names.append(SENTENCE_VECTORS)
             sentence_info = {"sentence_model": artifact.sentence_checksum}
             if ann or (ann is None and len(texts) >= ANN_MIN_RESPONSES):
@@ -262,7 +267,8 @@ def load_index(
     has_normalized = NORMALIZED in listed
     has_postings = all(name in listed for name in POSTINGS_FILES.values())
     has_ann = ANN_FILE in listed
-    has_sentence = SENTENCE_VECTORS in listed
+    sentence_file = next((f for f in (SENTENCE_VECTORS, SENTENCE_VECTORS_F32) if f in listed), None)
+    has_sentence = sentence_file is not None
     has_sentence_ann = has_sentence and SENTENCE_ANN in listed
     if (
         artifact is not None
@@ -280,7 +286,7 @@ def load_index(
         + (NORMALIZED,) * has_normalized
         + tuple(POSTINGS_FILES.values()) * has_postings
         + (ANN_FILE,) * has_ann
-        + (SENTENCE_VECTORS,) * has_sentence
+        + ((sentence_file,) if sentence_file is not None else ())
         + (SENTENCE_ANN,) * has_sentence_ann
     )
     check_files(path, listed, (vectors_file, TEXTS, *optional), IndexLoadError, verify)
@@ -310,11 +316,13 @@ def load_index(
         raise IndexLoadError(
             f"{path}: postings of {postings.n_words} words, TF-IDF rows of {lexical.shape[1]}"
         )
-    sentence = np.load(path / SENTENCE_VECTORS, mmap_mode="r") if has_sentence else None
-    if sentence is not None and (sentence.ndim != 2 or len(sentence) != manifest["n"]):
-        raise IndexLoadError(
-            f"{path}: {SENTENCE_VECTORS} holds {sentence.shape}, not {manifest['n']} rows"
-        )
+    sentence = None
+    if sentence_file is not None:
+        sentence = np.load(path / sentence_file, mmap_mode="r")
+        if sentence.ndim != 2 or len(sentence) != manifest["n"]:
+            raise IndexLoadError(
+                f"{path}: {sentence_file} holds {sentence.shape}, not {manifest['n']} rows"
+            )
     return ResponseIndex(
         vectors=vectors,
         texts=texts,

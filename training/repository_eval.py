@@ -337,6 +337,8 @@ def _score_model(
     if sentences is not None:
         true_semantic = np.einsum("nd,nd->n", sentences.contexts, sentences.truths)
     semantic_echo = echo_rule and sentences is not None and scorer.semantic_echo_cosine <= 1.0
+    # Stored as float16 (chatbot.index): converted once, not once per chunk of rows.
+    repo_sentences = None if index.sentence is None else np.asarray(index.sentence, np.float32)
 
     def system_scores(part: np.ndarray) -> dict[str, np.ndarray]:
         # The parts once per chunk of rows, then every system's score from them.
@@ -345,14 +347,14 @@ def _score_model(
         if context_rows is not None and repo_rows is not None:
             cosine = (context_rows[part] @ repo_rows.T).toarray().astype(np.float32)
         semantic = None
-        if sentences is not None and index.sentence is not None:
-            semantic = sentences.contexts[part] @ np.asarray(index.sentence).T
+        if sentences is not None and repo_sentences is not None:
+            semantic = sentences.contexts[part] @ repo_sentences.T
         scores = {s.name: _system_score(s, neural, cosine, scorer.bias, semantic) for s in systems}
         served = scores["model"].copy()
         if echo_rule and last_rows is not None and repo_rows is not None:
             echo = (last_rows[part] @ repo_rows.T).toarray() >= scorer.echo_cosine
-            if semantic_echo and sentences is not None and index.sentence is not None:
-                close = sentences.last_turns[part] @ np.asarray(index.sentence).T
+            if semantic_echo and sentences is not None and repo_sentences is not None:
+                close = sentences.last_turns[part] @ repo_sentences.T
                 echo |= close >= scorer.semantic_echo_cosine
             served[echo] = -np.inf
         k = min(exact_top.shape[1], served.shape[1])

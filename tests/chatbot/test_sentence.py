@@ -164,10 +164,33 @@ def test_an_index_is_tied_to_the_sentence_encoder_that_read_it(source, tmp_path:
         load_index(tmp_path / "plain", artifact)
     build_index(model, responses, tmp_path / "index")
     index = load_index(tmp_path / "index", artifact)
-    assert index.sentence is not None
-    np.testing.assert_allclose(  # the shown texts, as written
-        index.sentence, artifact.sentence_encoder.encode(list(index.texts)), atol=1e-6
+    assert index.sentence is not None and index.sentence.dtype == np.float16
+    np.testing.assert_allclose(  # the shown texts, as written; float16 keeps 11 bits
+        index.sentence, artifact.sentence_encoder.encode(list(index.texts)), rtol=0, atol=1e-3
     )
+    # An index of stop 20 (float32 vectors) still loads, and ranks from the same values.
+    legacy = _as_float32_sentence_index(tmp_path / "index", tmp_path / "legacy")
+    old = load_index(legacy, artifact)
+    assert old.sentence is not None and old.sentence.dtype == np.float32
+    np.testing.assert_array_equal(old.sentence, index.sentence)
     export_sentence_encoder(model, tiny_sentence_source(tmp_path / "other", seed=1))
     with pytest.raises(IndexLoadError, match="has no sentence vectors by the sentence encoder"):
         load_index(tmp_path / "index", load_artifact(model))
+
+
+def _as_float32_sentence_index(path: Path, out: Path) -> Path:
+    """A copy of the index at ``path`` laid out as stop 20 wrote it: ``sentence.f32.npy``."""
+    import shutil
+
+    from chatbot.files import sha256_file
+    from chatbot.index import SENTENCE_VECTORS, SENTENCE_VECTORS_F32
+
+    shutil.copytree(path, out)
+    vectors = np.load(out / SENTENCE_VECTORS).astype(np.float32)
+    (out / SENTENCE_VECTORS).unlink()
+    np.save(out / SENTENCE_VECTORS_F32, vectors)
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["files"][SENTENCE_VECTORS]
+    manifest["files"][SENTENCE_VECTORS_F32] = sha256_file(out / SENTENCE_VECTORS_F32)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
