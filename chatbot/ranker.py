@@ -26,7 +26,6 @@ from chatbot.search import (
     padded_query_rows,
     stored_precision,
 )
-from chatbot.sentence import sentence_text
 from chatbot.text import Normalizer
 from chatbot.timing import StageTimes
 
@@ -98,13 +97,6 @@ def _raw_turns(queries: Sequence[Query]) -> list[tuple[str, ...]] | None:
     when a query was not prepared from raw turns."""
     turns = [q.turns for q in queries]
     return None if any(t is None for t in turns) else [t for t in turns if t is not None]
-
-
-def _sentence_contexts(query: Query, scorer: Scorer) -> list[str] | None:
-    """What the sentence encoder reads of a prepared query's context, when it was sent."""
-    if query.turns is None or scorer.sentence is None:
-        return None
-    return [sentence_text(query.turns, scorer.sentence.context_turns)]
 
 
 class Ranker:
@@ -238,8 +230,8 @@ class Ranker:
         scores = self.scorer.pair_scores(
             [query.context],
             [responses],
-            sentence_contexts=_sentence_contexts(query, self.scorer),
-            sentence_candidates=[list(candidates)],
+            raw_turns=None if query.turns is None else [query.turns],
+            raw_candidates=[list(candidates)],
         )[0]  # (candidates,)
         best = np.argsort(-scores, kind="stable")[:k]
         return [Hit(candidates[i], float(scores[i])) for i in best]

@@ -325,8 +325,8 @@ class Scorer:
         candidates: Sequence[Sequence[str]],
         batch_size: int = 256,
         progress: bool = False,
-        sentence_contexts: Sequence[str] | None = None,
-        sentence_candidates: Sequence[Sequence[str]] | None = None,
+        raw_turns: Sequence[Sequence[str]] | None = None,
+        raw_candidates: Sequence[Sequence[str]] | None = None,
     ) -> ScoreParts:
         """The parts of each context's score with each of its candidates.
 
@@ -337,8 +337,9 @@ class Scorer:
             candidates: for each context, its normalised candidates (the same count per row).
             batch_size: texts per encoder call.
             progress: show progress bars.
-            sentence_contexts, sentence_candidates: what the sentence encoder reads of them
-                (the raw text, when known; else made from the normalised one).
+            raw_turns, raw_candidates: the contexts' turns and the candidates as people wrote
+                them, when known: what the sentence encoder reads (else it reads the
+                normalised text).
 
         Returns:
             :class:`ScoreParts` of shape ``(len(contexts), candidates per row)``; the cosine
@@ -374,14 +375,15 @@ class Scorer:
         semantic = None
         if self.sentence is not None:
             sentence = self.sentence
-            said = sentence_contexts or [
-                sentence_text(split_turns(c), sentence.context_turns) for c in contexts
-            ]
+            turns = raw_turns if raw_turns is not None else [split_turns(c) for c in contexts]
+            said = [sentence_text(t, sentence.context_turns) for t in turns]
             replies = (
-                [t for row in sentence_candidates for t in row]
-                if sentence_candidates is not None
+                [t for row in raw_candidates for t in row]
+                if raw_candidates is not None
                 else [sentence_of_normalized(t) for t in flat]
             )
+            if len(said) != len(contexts) or len(replies) != len(flat):
+                raise ValueError("the raw text must give every context and candidate")
             # Large batches: the encoder shares bulk work among cores (chatbot.sentence).
             s_ctx, s_ctx_idx = encode_unique(
                 said, sentence.encode_queries, 4096, "sentences", progress
@@ -411,14 +413,12 @@ class Scorer:
         candidates: Sequence[Sequence[str]],
         batch_size: int = 256,
         progress: bool = False,
-        sentence_contexts: Sequence[str] | None = None,
-        sentence_candidates: Sequence[Sequence[str]] | None = None,
+        raw_turns: Sequence[Sequence[str]] | None = None,
+        raw_candidates: Sequence[Sequence[str]] | None = None,
     ) -> np.ndarray:
         """The model's logits for each context with each of its candidates: ``(rows, m)``
         (the arguments are :meth:`parts`')."""
-        parts = self.parts(
-            contexts, candidates, batch_size, progress, sentence_contexts, sentence_candidates
-        )
+        parts = self.parts(contexts, candidates, batch_size, progress, raw_turns, raw_candidates)
         return parts.combined(*self.weights)
 
     def rank(

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from chatbot.text import Normalizer, join_turns, join_utterances
 from training.dialogue import Dialogue, Turn
 from training.errors import BadRowCounter
+from training.raw_text import RawText, raw_text_path, write_raw_text
 from training.sources.udc_csv import EVAL_HEADER, N_DISTRACTORS, TRAIN_HEADER, write_csv
 
 log = logging.getLogger(__name__)
@@ -244,9 +245,10 @@ def write_dataset(
     options: BuildOptions,
     train_rows: Sequence[tuple[str, str, int]] | None = None,
 ) -> dict[str, int]:
-    """Writes ``train.csv``, ``valid.csv`` and ``test.csv`` for already split dialogues.
+    """Writes ``train.csv``, ``valid.csv`` and ``test.csv`` for already split dialogues, and
+    beside the last two their rows' raw text (:mod:`training.raw_text`).
 
-    The files are written as ``.part`` files and renamed only once all three are complete.
+    The files are written as ``.part`` files and renamed only once all are complete.
 
     Args:
         out: the output folder (it must exist).
@@ -268,19 +270,25 @@ def write_dataset(
     tables: dict[str, tuple[Sequence[str], Iterable[Sequence[object]]]] = {
         "train": (TRAIN_HEADER, train_rows)
     }
-    for name in SPLITS[1:]:
-        tables[name] = (EVAL_HEADER, _evaluation_rows(splits[name], texts, options, name))
+    raw: dict[str, list[RawText]] = {name: [] for name in SPLITS[1:]}
+    for name, kept in raw.items():
+        tables[name] = (EVAL_HEADER, _evaluation_rows(splits[name], texts, options, name, kept))
     totals = {"train": len(train_rows), "valid": len(splits["valid"]), "test": len(splits["test"])}
     counts = {}
     try:
         for name, (header, rows) in tables.items():
             counts[name] = write_csv(out / f"{name}.csv.part", header, rows, totals[name])
+        for name in raw:
+            write_raw_text(out / f"{name}.csv.part", raw[name])
         for name in tables:
             os.replace(out / f"{name}.csv.part", out / f"{name}.csv")
+            if name in raw:
+                os.replace(raw_text_path(out / f"{name}.csv.part"), raw_text_path(out / name))
             log.info("wrote %s (%d rows)", out / f"{name}.csv", counts[name])
     finally:
         for name in tables:
             (out / f"{name}.csv.part").unlink(missing_ok=True)
+            raw_text_path(out / f"{name}.csv.part").unlink(missing_ok=True)
     return counts
 
 
@@ -301,12 +309,17 @@ def _training_rows(
         if options.positives_only or rng.random() < 0.5:
             yield context, truth, 1
         else:
-            yield context, _distractor(rng, dialogues, i, texts, {truth}), 0
+            yield context, texts.response(_distractor(rng, dialogues, i, texts, {truth})), 0
 
 
 def _evaluation_rows(
-    dialogues: list[Dialogue], texts: TurnTexts, options: BuildOptions, split: str
+    dialogues: list[Dialogue],
+    texts: TurnTexts,
+    options: BuildOptions,
+    split: str,
+    raw: list[RawText],
 ) -> Iterator[list[str]]:
+    """The split's rows, normalised; each row's raw text is appended to ``raw``."""
     if len(dialogues) < 2:
         log.warning("%s: %d dialogue(s), too few for distractors; no rows", split, len(dialogues))
         return
@@ -315,9 +328,24 @@ def _evaluation_rows(
         k = _context_length(rng, dialogue, options.max_turns)
         truth = texts.response(dialogue.turns[k])
         distractors: list[str] = []
+        raw_distractors: list[str] = []
         for _ in range(N_DISTRACTORS):
-            distractors.append(_distractor(rng, dialogues, i, texts, {truth, *distractors}))
+            turn = _distractor(rng, dialogues, i, texts, {truth, *distractors})
+            distractors.append(texts.response(turn))
+            raw_distractors.append(raw_turn(turn))
+        turns = tuple(raw_turn(t) for t in dialogue.turns[:k])
+        raw.append(RawText(turns, (raw_turn(dialogue.turns[k]), *raw_distractors)))
         yield [texts.context(dialogue.turns[:k]), truth, *distractors]
+
+
+def raw_turn(turn: Turn) -> str:
+    """A turn as one message, as a user would send it: its utterances, joined by spaces.
+
+    Example:
+        >>> raw_turn(("It fails.", "Any idea?"))
+        'It fails. Any idea?'
+    """
+    return " ".join(u.strip() for u in turn if u.strip())
 
 
 def _context_length(rng: random.Random, dialogue: Dialogue, max_turns: int) -> int:
@@ -329,16 +357,16 @@ def _context_length(rng: random.Random, dialogue: Dialogue, max_turns: int) -> i
 
 def _distractor(
     rng: random.Random, dialogues: list[Dialogue], exclude: int, texts: TurnTexts, avoid: set[str]
-) -> str:
+) -> Turn:
     """A random turn (index >= 2) of a random dialogue other than ``dialogues[exclude]``.
 
-    Redraws a few times while the text is in ``avoid`` (the true response, say "thanks"), so
-    a negative is rarely word-for-word the positive.
+    Redraws a few times while its normalised text is in ``avoid`` (the true response, say
+    "thanks"), so a negative is rarely word-for-word the positive.
     """
     for _ in range(_REDRAWS):
         j = rng.randrange(len(dialogues) - 1)
         other = dialogues[j + (j >= exclude)]
-        text = texts.response(other.turns[rng.randint(2, other.n_turns - 1)])
-        if text not in avoid:
+        turn = other.turns[rng.randint(2, other.n_turns - 1)]
+        if texts.response(turn) not in avoid:
             break
-    return text
+    return turn

@@ -33,6 +33,7 @@ from chatbot.calibration import Calibration, PlattCurve
 from chatbot.scoring import Scorer
 from chatbot.text import split_turns
 from training.errors import DataError
+from training.raw_text import raw_arguments
 from training.sources.udc_csv import EvalRow, read_eval_rows
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,9 @@ def repository_examples(
 
     contexts = [row.context for row in rows]
     last_turns = [(split_turns(c) or [""])[-1] for c in contexts]
-    served = scorer.rank(contexts, last_turns, index, make_backend("numpy", index.vectors), 2)
+    backend = make_backend("numpy", index.vectors)
+    raw = raw_arguments([row.raw for row in rows]).get("raw_turns")
+    served = scorer.rank(contexts, last_turns, index, backend, 2, raw_turns=raw)
     return served_examples(rows, served, scorer, repository_texts(index, normalizer))
 
 
@@ -89,7 +92,11 @@ def served_examples(
 ) -> Examples:
     """From a served ranking already made (each row's best ``(row id, score)``, best first):
     its best two against each row's true reply, scored by ``scorer``."""
-    truth = scorer.pair_scores([row.context for row in rows], [[row.response] for row in rows])
+    truth = scorer.pair_scores(
+        [row.context for row in rows],
+        [[row.response] for row in rows],
+        **raw_arguments([row.raw for row in rows], candidates=1),
+    )
     best, margin, right = [], [], []
     for row, top, true_score in zip(rows, served, truth[:, 0], strict=True):
         scores = [score for _, score in top[:2]]  # the served best two

@@ -5,9 +5,11 @@ whose TF-IDF cosine with the user's last turn is at least ``echo_cosine``
 (:class:`chatbot.scoring.Scorer`). Too low a threshold removes real answers that share the
 question's words; too high lets restatements through. This module ranks the validation
 contexts through the served path with the rule off, then replays the rule at every threshold
-of a grid, and among the thresholds whose MRR of the true reply over the top :data:`DEPTH` is
-within one standard error of the best keeps the one with the fewest echoed top-1 replies
-(then the higher threshold), and saves it in the model's config.
+of a grid. The thresholds that leave at most :data:`ECHO_TOLERANCE` times as many echoed
+top-1 replies as the true replies hold themselves are allowed; among those whose MRR of the
+true reply over the top :data:`DEPTH` is within one standard error of the best allowed, it
+keeps the one with the fewest echoed top-1 replies (then the higher threshold), and saves it
+in the model's config.
 
 A model with the semantic part (:mod:`chatbot.sentence`) gets a second threshold the same
 way, ``semantic_echo_cosine``: on the sentence cosine with the last turn, replayed over what
@@ -35,6 +37,7 @@ import numpy as np
 from chatbot.lexical import rowwise_dot
 from chatbot.scoring import sentence_of_normalized
 from chatbot.text import split_turns
+from training.raw_text import raw_arguments
 from training.repository_eval import ECHO_REPORT_COSINE, SEMANTIC_ECHO_REPORT_COSINE
 from training.sources.udc_csv import read_eval_rows
 
@@ -44,6 +47,12 @@ log = logging.getLogger(__name__)
 ECHO_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 2.0)
 SEMANTIC_ECHO_GRID = (0.5, 0.6, 0.7, 0.8, 0.9, 2.0)
 DEPTH = 100  # the served ranks looked at
+# A threshold may leave at most this many times the true replies' own share of echoes: the
+# bot restates no more often than people's replies do. (Issue 10's goal for the served bot is
+# 2x; at 2x the chitchat bot's 173 validation rows, whose true replies echo at 3.5 %, let the
+# semantic rule be switched off, and the bot then answered "what's your favorite movie?"
+# with "What's your favourite movie?": docs/results.md.)
+ECHO_TOLERANCE = 1.0
 
 
 @dataclass(frozen=True)
@@ -106,20 +115,37 @@ def replay_thresholds(
     return table
 
 
-def best_threshold(table: Sequence[Mapping[str, float]]) -> float:
-    """Among the thresholds whose MRR is within one standard error of the best (a difference
-    the validation rows cannot tell from noise), the one with the fewest echoed top-1
-    replies; then the higher threshold.
+def best_threshold(table: Sequence[Mapping[str, float]], true_echoed: float) -> float:
+    """Among the thresholds whose echoed top-1 share is at most :data:`ECHO_TOLERANCE` ×
+    ``true_echoed`` (the true replies' own share), those whose MRR is within one standard
+    error of the best of them (a difference the validation rows cannot tell from noise); of
+    those, the one with the fewest echoed top-1 replies, then the higher threshold. When no
+    threshold is within the cap: the one with the fewest echoed top-1 replies.
 
     Example:
-        >>> best_threshold([{"echo_cosine": 0.5, "mrr": 0.20, "mrr_se": 0.01, "echoed_top1": 0.0},
-        ...                 {"echo_cosine": 0.9, "mrr": 0.205, "mrr_se": 0.01, "echoed_top1": 0.1}])
-        0.5
+        >>> table = [{"echo_cosine": 0.5, "mrr": 0.20, "mrr_se": 0.01, "echoed_top1": 0.0},
+        ...          {"echo_cosine": 0.9, "mrr": 0.30, "mrr_se": 0.01, "echoed_top1": 0.1}]
+        >>> best_threshold(table, true_echoed=0.0), best_threshold(table, true_echoed=0.1)
+        (0.5, 0.9)
     """
-    best = max(table, key=lambda t: t["mrr"])
-    close = [t for t in table if t["mrr"] >= best["mrr"] - best.get("mrr_se", 0.0)]
+    cap = ECHO_TOLERANCE * true_echoed
+    allowed = [t for t in table if t["echoed_top1"] <= cap + 1e-12]
+    if not allowed:
+        return float(min(table, key=lambda t: (t["echoed_top1"], -t["echo_cosine"]))["echo_cosine"])
+    best = max(allowed, key=lambda t: t["mrr"])
+    close = [t for t in allowed if t["mrr"] >= best["mrr"] - best.get("mrr_se", 0.0)]
     chosen = min(close, key=lambda t: (t["echoed_top1"], -t["echo_cosine"]))
     return float(chosen["echo_cosine"])
+
+
+def true_echo_share(truths: Sequence[TrueReply], report: float) -> float:
+    """The share of true replies at least ``report`` close to their context's last turn.
+
+    Example:
+        >>> true_echo_share([TrueReply(1.0, 0.9), TrueReply(1.0, 0.1)], report=0.5)
+        0.5
+    """
+    return float(np.mean([t.cosine >= report for t in truths])) if truths else 0.0
 
 
 def tune_echo_cosine(
@@ -157,9 +183,11 @@ def tune_echo_cosine(
     scorer.echo_cosine = max(ECHO_GRID) + 1.0  # rules off: every candidate comes back
     scorer.semantic_echo_cosine = max(SEMANTIC_ECHO_GRID) + 1.0
     backend = make_backend("numpy", index.vectors)
-    ranked = scorer.rank(contexts, last_turns, index, backend, k=2 * DEPTH)
+    raw_turns = raw_arguments([row.raw for row in rows]).get("raw_turns")
+    ranked = scorer.rank(contexts, last_turns, index, backend, k=2 * DEPTH, raw_turns=raw_turns)
     last_rows = scorer.lexical.transform(last_turns)  # (rows, V)
-    true_scores = scorer.pair_scores(contexts, [[row.response] for row in rows])[:, 0]
+    raw_truths = raw_arguments([row.raw for row in rows], candidates=1)
+    true_scores = scorer.pair_scores(contexts, [[r.response] for r in rows], **raw_truths)[:, 0]
     true_cosines = rowwise_dot(last_rows, scorer.lexical.transform([r.response for r in rows]))
     truths = [
         TrueReply(float(score), float(cosine), frozenset(where.get(row.response, ())))
@@ -172,14 +200,27 @@ def tune_echo_cosine(
         scores = [s for _, s in ranking]
         candidates.append(list(zip(ids.tolist(), scores, cosine.tolist(), strict=True)))
     table = replay_thresholds(candidates, truths)
-    chosen = best_threshold(table)
+    true_echoed = true_echo_share(truths, ECHO_REPORT_COSINE)
+    chosen = best_threshold(table, true_echoed)
     log.info("echo rule: cosine %.2f on %s (%d rows)", chosen, ", ".join(present), len(rows))
-    tuning: dict[str, Any] = {"echo_cosine": chosen, "sets": list(present), "grid": table}
+    tuning: dict[str, Any] = {
+        "echo_cosine": chosen,
+        "sets": list(present),
+        "true_echoed": true_echoed,
+        "grid": table,
+    }
     config = dataclasses.replace(artifact.config, echo_cosine=chosen)
     if scorer.has_semantic and index.sentence is not None:
         assert scorer.sentence is not None
-        last = scorer.sentence.encode_queries(last_turns)
-        truth_vectors = scorer.sentence.encode([sentence_of_normalized(r.response) for r in rows])
+        # The raw text when the rows have it, as the service and the scorer read it.
+        if raw_turns is not None:
+            said_last = [t[-1] for t in raw_turns]
+            said_truths = [r.raw.candidates[0] for r in rows if r.raw is not None]
+        else:
+            said_last = last_turns
+            said_truths = [sentence_of_normalized(r.response) for r in rows]
+        last = scorer.sentence.encode_queries(said_last)
+        truth_vectors = scorer.sentence.encode(said_truths)
         true_close = np.einsum("nd,nd->n", last, truth_vectors)
         kept = []  # what the TF-IDF rule at its chosen threshold keeps, by sentence cosine
         for r, served in enumerate(candidates):
@@ -194,9 +235,14 @@ def tune_echo_cosine(
         semantic_table = replay_thresholds(
             kept, semantic_truths, SEMANTIC_ECHO_GRID, report=SEMANTIC_ECHO_REPORT_COSINE
         )
-        semantic_chosen = best_threshold(semantic_table)
+        semantic_true = true_echo_share(semantic_truths, SEMANTIC_ECHO_REPORT_COSINE)
+        semantic_chosen = best_threshold(semantic_table, semantic_true)
         log.info("semantic echo rule: sentence cosine %.2f", semantic_chosen)
-        tuning.update(semantic_echo_cosine=semantic_chosen, semantic_grid=semantic_table)
+        tuning.update(
+            semantic_echo_cosine=semantic_chosen,
+            semantic_true_echoed=semantic_true,
+            semantic_grid=semantic_table,
+        )
         config = dataclasses.replace(config, semantic_echo_cosine=semantic_chosen)
     update_config(model_dir, config, extra={"echo_tuning": tuning})
     return tuning

@@ -28,6 +28,7 @@ from chatbot.text import Normalizer
 from training.baselines import BASELINES, baseline_scores
 from training.metrics import mean_reciprocal_rank, recall_at_k
 from training.plots import plot_recall
+from training.raw_text import raw_arguments
 from training.sources.udc_csv import EvalRow
 
 if TYPE_CHECKING:
@@ -60,7 +61,9 @@ def model_scores(
     """The model's scores of each row's candidates: ``(len(rows), n_candidates)``, the true
     response in column 0."""
     contexts = [row.context for row in rows]
-    return scorer.pair_scores(contexts, [row.candidates for row in rows], batch_size, progress)
+    candidates = [row.candidates for row in rows]
+    raw = raw_arguments([row.raw for row in rows])  # the sentence encoder reads raw text
+    return scorer.pair_scores(contexts, candidates, batch_size, progress, **raw)
 
 
 def evaluate(

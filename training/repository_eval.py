@@ -49,6 +49,7 @@ from chatbot.scoring import Scorer, hybrid_score, sentence_of_normalized
 from chatbot.sentence import sentence_text
 from chatbot.text import EOU, Normalizer, split_turns
 from training.calibration import calibration_report, served_examples
+from training.raw_text import RawText
 from training.sources.udc_csv import EvalRow
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,12 @@ class _Job:
     last_turns: list[str]
     duplicates: list[np.ndarray]  # per row, the repository rows holding its true reply
     distractors: np.ndarray  # per row, 1-in-100 distractors
+    raw: list[RawText] | None  # the rows as people wrote them, when the data build kept them
+
+    @property
+    def raw_turns(self) -> list[tuple[str, ...]] | None:
+        """Each context's turns as people wrote them (what the sentence encoder reads)."""
+        return None if self.raw is None else [r.turns for r in self.raw]
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,7 @@ def _job(rows: Sequence[EvalRow], index: ResponseIndex, normalizer: Normalizer, 
         last_turns=[(split_turns(c) or [""])[-1] for c in contexts],
         duplicates=duplicates,
         distractors=_random_distractors(len(repo), duplicates, seed),
+        raw=None if any(r.raw is None for r in rows) else [r.raw for r in rows if r.raw],
     )
 
 
@@ -205,7 +213,9 @@ def evaluate_repository(
         sentences = _sentences(scorer, index, job)
         scored = _score_model(scorer, index, job, systems, exact_top, progress, sentences)
         # The neural search serving uses (a large index's stored ANN), so its loss counts.
-        served = scorer.rank(contexts, last_turns, index, served_search(index), SERVED_K)
+        served = scorer.rank(
+            contexts, last_turns, index, served_search(index), SERVED_K, raw_turns=job.raw_turns
+        )
         top1 = {"model": [row[0][0] if row else -1 for row in served]}
         for system in systems:
             ranks, best, wins = scored[system.name]
@@ -403,16 +413,21 @@ def _sentences(scorer: Scorer, index: ResponseIndex, job: _Job) -> _Sentences | 
         return None
     if index.sentence is None:
         raise ValueError("the model's semantic part needs an index with sentence vectors")
-    turns = sentence.context_turns
-    contexts = sentence.encode_queries([sentence_text(split_turns(c), turns) for c in job.contexts])
+    turns: Sequence[Sequence[str]] = job.raw_turns or [split_turns(c) for c in job.contexts]
+    contexts = sentence.encode_queries([sentence_text(t, sentence.context_turns) for t in turns])
+    last_turns = [t[-1] if t else "" for t in turns]
     truths = np.empty((len(job.truths), index.sentence.shape[1]), dtype=np.float32)
     held = [i for i, dup in enumerate(job.duplicates) if len(dup)]
     missing = [i for i, dup in enumerate(job.duplicates) if len(dup) == 0]
     if held:
         truths[held] = index.sentence[[int(job.duplicates[i][0]) for i in held]]
     if missing:
-        truths[missing] = sentence.encode([sentence_of_normalized(job.truths[i]) for i in missing])
-    return _Sentences(contexts, sentence.encode_queries(job.last_turns), truths)
+        said = [
+            job.raw[i].candidates[0] if job.raw else sentence_of_normalized(job.truths[i])
+            for i in missing
+        ]
+        truths[missing] = sentence.encode(said)
+    return _Sentences(contexts, sentence.encode_queries(last_turns), truths)
 
 
 def _system_score(

@@ -38,6 +38,7 @@ from chatbot.sentence import (
     SENTENCE_TOKENIZER,
 )
 from training.metrics import mean_reciprocal_rank, recall_at_k
+from training.raw_text import raw_arguments
 from training.sources.udc_csv import read_eval_rows
 
 log = logging.getLogger(__name__)
@@ -231,9 +232,9 @@ def add_semantic(model_dir: Path, source: Path, valid_sets: Mapping[str, Path]) 
     for name, path in present.items():
         rows = list(read_eval_rows(path))
         log.info("semantic part: scoring %d %s rows", len(rows), name)
-        parts.append(
-            scorer.parts([r.context for r in rows], [r.candidates for r in rows], progress=True)
-        )
+        contexts, candidates = [r.context for r in rows], [r.candidates for r in rows]
+        raw = raw_arguments([r.raw for r in rows])  # raw text, as the service reads it
+        parts.append(scorer.parts(contexts, candidates, progress=True, **raw))
     lexical_weight = artifact.config.lexical_weight if scorer.is_hybrid else 0.0
     weight, table = tune_semantic_weight(parts, lexical_weight)
     log.info("semantic part: semantic_weight %g on %s", weight, ", ".join(present))

@@ -306,6 +306,19 @@ def test_the_semantic_part_reads_the_raw_turns_when_given(semantic) -> None:
     assert sentences.calls == [["Hi! Fine. Hello, how are YOU?", "Hello, how are YOU?"]]
     scorer.rank(context, last, index, backend, 3)
     assert sentences.calls[-1] == ["hi fine hello how are you", "hello how are you"]
+    # Scoring given candidates (evaluation rows, /rank) reads them as written too.
+    sentences.calls.clear()
+    scorer.parts(
+        context,
+        [["fine __eou__", "hi __eou__"]],
+        raw_turns=turns,
+        raw_candidates=[["Fine!", "Hi."]],
+    )
+    assert sentences.calls == [["Hi! Fine. Hello, how are YOU?"], ["Fine!", "Hi."]]
+    with pytest.raises(ValueError, match="every context and candidate"):
+        scorer.parts(
+            context, [["fine __eou__", "hi __eou__"]], raw_turns=turns, raw_candidates=[["Fine!"]]
+        )
 
 
 def test_the_semantic_part_moves_the_ranking_only_with_a_weight(semantic) -> None:

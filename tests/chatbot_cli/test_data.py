@@ -30,7 +30,13 @@ def test_builds_from_a_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     out = tmp_path / "out"
     code = run("--source", "kaggle", "--input", str(source), "--out", str(out))
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["test.csv", "train.csv", "valid.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "test.csv",
+        "test.raw.jsonl",
+        "train.csv",
+        "valid.csv",
+        "valid.raw.jsonl",
+    ]
     assert "training pairs: 26" in capsys.readouterr().out
 
 

@@ -131,3 +131,51 @@ def test_normalisation_and_markers(tmp_path: Path) -> None:
         "1",
     ]
     assert read(tmp_path / "valid.csv") == [list(EVAL_HEADER)]
+
+
+def test_each_evaluation_row_keeps_its_raw_text_beside_it(tmp_path: Path) -> None:
+    from chatbot.text import Normalizer
+    from training.build import TurnTexts
+    from training.sources.udc_csv import read_eval_rows
+
+    # Mixed case and punctuation, which the "tokenize" normalisation changes; one utterance
+    # a turn, so that a raw turn is that utterance (raw_turn joins several with spaces).
+    day = [START + dt.timedelta(days=i) for i in range(60)]
+    dialogues = [
+        Dialogue(f"id{i}", day[i], tuple((f"D{i}, Turn {t}!",) for t in range(6)))
+        for i in range(60)
+    ]
+    build_dataset(dialogues, tmp_path, BuildOptions("tokenize"))
+    texts = TurnTexts(Normalizer("tokenize"))
+    for name in ("valid", "test"):
+        rows = list(read_eval_rows(tmp_path / f"{name}.csv"))
+        assert len(rows) == 3 and (tmp_path / f"{name}.raw.jsonl").is_file()
+        for row in rows:
+            assert row.raw is not None and row.raw.turns[0].startswith("D")  # as written
+            # The raw text is the row's own: normalised, it gives the CSV's texts back.
+            assert texts.context([(t,) for t in row.raw.turns]) == row.context
+            assert [texts.response((c,)) for c in row.raw.candidates] == list(row.candidates)
+
+
+def test_the_raw_text_must_fit_its_rows(tmp_path: Path) -> None:
+    from training.errors import DataError
+    from training.sources.udc_csv import read_eval_rows
+
+    out = build(tmp_path, n=60)
+    sidecar = out / "valid.raw.jsonl"
+    lines = sidecar.read_text().splitlines()
+    sidecar.write_text("\n".join([lines[0], "{not json", *lines[2:]]) + "\n")
+    with pytest.raises(DataError, match=r"valid\.raw\.jsonl:2: not JSON"):
+        list(read_eval_rows(out / "valid.csv"))
+    sidecar.write_text("\n".join(lines[:-1]) + "\n")  # a row short
+    with pytest.raises(DataError, match=r"valid\.raw\.jsonl: 2 rows, but .* has more"):
+        list(read_eval_rows(out / "valid.csv"))
+    sidecar.write_text("\n".join([*lines, lines[0]]) + "\n")  # a row too many
+    with pytest.raises(DataError, match=r"valid\.raw\.jsonl: 4 rows, but .* has 3"):
+        list(read_eval_rows(out / "valid.csv"))
+    sidecar.write_text('{"turns": ["hi"], "candidates": ["a", "b"]}\n' + "\n".join(lines[1:]))
+    with pytest.raises(DataError, match=r"valid\.raw\.jsonl:1: 2 candidates, the row 10"):
+        list(read_eval_rows(out / "valid.csv"))
+    sidecar.write_text('{"turns": [], "candidates": ["a"]}\n')
+    with pytest.raises(DataError, match=r"valid\.raw\.jsonl:1: turns: expected a non-empty"):
+        list(read_eval_rows(out / "valid.csv"))

@@ -69,3 +69,21 @@ def test_a_model_with_a_semantic_part_gets_a_semantic_threshold_too(tmp_path: Pa
     assert tuned.config.semantic_echo_cosine == tuning["semantic_echo_cosine"]
     assert tuned.scorer().semantic_echo_cosine == tuning["semantic_echo_cosine"]
     load_index(index, tuned)  # the same weights: the index is still accepted
+
+
+def test_a_threshold_may_not_leave_more_echoes_than_the_true_replies() -> None:
+    from training.echo import best_threshold
+
+    # The chitchat bot's semantic grid on its 173 validation rows (stop 21): the rule off
+    # ranks best, and 0.7 falls just outside one standard error of it.
+    table = [
+        {"echo_cosine": 0.6, "mrr": 0.069, "mrr_se": 0.018, "echoed_top1": 0.0},
+        {"echo_cosine": 0.7, "mrr": 0.091, "mrr_se": 0.020, "echoed_top1": 0.0},
+        {"echo_cosine": 0.8, "mrr": 0.111, "mrr_se": 0.022, "echoed_top1": 0.064},
+        {"echo_cosine": 2.0, "mrr": 0.114, "mrr_se": 0.022, "echoed_top1": 0.064},
+    ]
+    assert best_threshold(table, true_echoed=0.035) == 0.7  # 0.064 > 0.035
+    assert best_threshold(table, true_echoed=0.07) == 2.0  # within the cap: MRR decides
+    # Nothing within the cap: the fewest echoes, then the higher threshold.
+    capped = [{**t, "echoed_top1": t["echoed_top1"] + 0.1} for t in table]
+    assert best_threshold(capped, true_echoed=0.0) == 0.7

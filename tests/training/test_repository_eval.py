@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -119,7 +120,7 @@ def test_served_ranking_is_compared_with_the_exact_top_10(report: dict) -> None:
 
 def test_a_served_ranking_returning_one_response_keeps_one_fifth_of_five() -> None:
     class ServesOnlyTheWorst(Scorer):
-        def rank(self, contexts, last_turns, repository, backend, k, times=None):
+        def rank(self, contexts, last_turns, repository, backend, k, times=None, raw_turns=None):
             exact = super().rank(contexts, last_turns, repository, backend, len(repository))
             return [row[-1:] for row in exact]  # the single worst response
 
@@ -156,7 +157,8 @@ class Synonyms:
     encode_queries = encode
 
 
-def test_the_semantic_part_is_ranked_with_the_repository_s_own_sentence_vectors() -> None:
+def _semantic_repository() -> tuple[ResponseIndex, Scorer, Synonyms]:
+    """REPO with :class:`Synonyms` sentence vectors, and a scorer of the semantic part alone."""
     from chatbot.lexical import TfidfModel
 
     shown = [t.removesuffix(" __eou__") for t in REPO]
@@ -169,13 +171,18 @@ def test_the_semantic_part_is_ranked_with_the_repository_s_own_sentence_vectors(
         REPO,
         sentence=sentences.encode(shown),
     )
+    scorer = Scorer(
+        Zero(), TfidfModel.fit(REPO), 0.0, echo_cosine=2.0, sentence=sentences, semantic_weight=1.0
+    )
+    return index, scorer, sentences
+
+
+def test_the_semantic_part_is_ranked_with_the_repository_s_own_sentence_vectors() -> None:
+    index, scorer, sentences = _semantic_repository()
     rows = [
         EvalRow("wlan driver __eou__ __eot__", "wifi driver __eou__", ()),
         EvalRow("my wlan __eou__ __eot__", "sound card __eou__", ()),
     ]
-    scorer = Scorer(
-        Zero(), TfidfModel.fit(REPO), 0.0, echo_cosine=2.0, sentence=sentences, semantic_weight=1.0
-    )
     report = evaluate_repository(rows, scorer, index, Normalizer("none"), baselines=())
     # By hand: the contexts' cosines with every repository text, the true reply's own row
     # (0 and 2) left out of what can beat it.
@@ -188,3 +195,21 @@ def test_the_semantic_part_is_ranked_with_the_repository_s_own_sentence_vectors(
     for name in ("model", "model_semantic"):  # the neural and lexical parts add nothing here
         assert report["systems"][name]["mrr"] == pytest.approx(np.mean([1 / r for r in ranks]))
     assert report["systems"]["model_neural"]["median_rank"] == 5.0  # all tie: ties count against
+
+
+def test_the_sentence_encoder_reads_a_row_s_raw_text_when_it_was_kept() -> None:
+    from training.raw_text import RawText
+
+    index, scorer, _ = _semantic_repository()
+    # The normalised context shares no word with anything; as written, it asks about wlan.
+    normalised = EvalRow("zzz __eou__ __eot__", "wifi driver __eou__", ())
+    raw = RawText(("Hello", "My WLAN driver"), ("wifi driver",))
+    ranks = {}
+    for name, row in (
+        ("normalised", normalised),
+        ("raw", dataclasses.replace(normalised, raw=raw)),
+    ):
+        report = evaluate_repository([row], scorer, index, Normalizer("none"), baselines=())
+        ranks[name] = report["systems"]["model_semantic"]["median_rank"]
+    assert ranks["raw"] == 1.0  # "wifi driver" is what "my wlan driver" means
+    assert ranks["normalised"] == 3.0  # "zzz" is nearer to the one-word replies

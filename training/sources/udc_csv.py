@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from chatbot.text import EOT, EOU, join_turns, join_utterances
 from training.errors import BadRowCounter, DataError
+from training.raw_text import RawText, raw_text_path, read_raw_text
 from training.sources import _common  # noqa: F401  (raises csv's field size limit)
 
 Layout = Literal["train", "eval", "v1"]
@@ -59,6 +60,7 @@ class EvalRow:
     context: str
     response: str
     distractors: tuple[str, ...]
+    raw: RawText | None = None  # the row as people wrote it, when the data build kept it
 
     @property
     def candidates(self) -> tuple[str, ...]:
@@ -169,16 +171,35 @@ def read_eval_rows(path: str | Path, bad: BadRowCounter | None = None) -> Iterat
             path, 1, "expected the evaluation layout Context,Ground Truth Utterance,..."
         )
     bad = bad or BadRowCounter()
+    raw = read_raw_text(path)  # a data build's own rows have their raw text beside them
     records = _csv_records(path, bad)
     _, header = next(records)
-    for line, row in records:
+    n = 0
+    for n, (line, row) in enumerate(records, 1):
         try:
             if len(row) != len(header):
                 raise _column_error(path, line, len(header), len(row))
             texts = tuple(_text(path, line, row, i, name) for i, name in enumerate(header))
-            yield EvalRow(texts[0], texts[1], texts[2:])
+            yield EvalRow(texts[0], texts[1], texts[2:], _raw_row(path, raw, n, len(texts) - 1))
         except DataError as exc:
             bad.bad(exc)
+    if raw is not None and len(raw) != n:
+        raise DataError(raw_text_path(path), None, f"{len(raw)} rows, but {path} has {n}")
+
+
+def _raw_row(
+    path: str | Path, raw: list[RawText] | None, n: int, candidates: int
+) -> RawText | None:
+    """The raw text of the ``n``-th row (from 1), checked against its candidate count."""
+    if raw is None:
+        return None
+    if n > len(raw):
+        raise DataError(raw_text_path(path), None, f"{len(raw)} rows, but {path} has more")
+    if len(raw[n - 1].candidates) != candidates:
+        raise DataError(
+            raw_text_path(path), n, f"{len(raw[n - 1].candidates)} candidates, the row {candidates}"
+        )
+    return raw[n - 1]
 
 
 def read_v1_train_rows(path: str | Path, bad: BadRowCounter | None = None) -> Iterator[TrainRow]:

@@ -1,0 +1,116 @@
+"""The raw text of evaluation rows: what people wrote, beside the normalised CSV.
+
+A data build writes ``valid.csv`` and ``test.csv`` in the UDC layout, normalised (stemmed,
+lower-cased) as the dual encoder and TF-IDF read them. The sentence encoder
+(:mod:`chatbot.sentence`) reads what the service gets, raw text; read from the stemmed
+form ("it mean the devic will be there") it ranks worse than it serves. So each of those
+files gets a sidecar, ``valid.raw.jsonl`` beside ``valid.csv``: one JSON object a row, in
+the CSV's order::
+
+    {"turns": ["my wifi stopped working", "which card?"], "candidates": ["try ...", ...]}
+
+``turns`` are the context's turns, oldest first; ``candidates`` the true response, then the
+distractors, as in the row. The official UDC files have none: their rows are read as they
+are.
+
+Example:
+    >>> import tempfile
+    >>> csv_path = Path(tempfile.mkdtemp()) / "valid.csv"
+    >>> write_raw_text(csv_path, [RawText(("Hi there",), ("Hello!", "No."))]).name
+    'valid.raw.jsonl'
+    >>> read_raw_text(csv_path)[0].candidates
+    ('Hello!', 'No.')
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.errors import DataError
+
+SUFFIX = ".raw.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class RawText:
+    """One evaluation row as people wrote it: the context's turns, oldest first, and the
+    candidates in the row's order (the true response first)."""
+
+    turns: tuple[str, ...]
+    candidates: tuple[str, ...]
+
+
+def raw_text_path(csv_path: str | Path) -> Path:
+    """The sidecar of ``csv_path``.
+
+    Example:
+        >>> raw_text_path("data/valid.csv").name
+        'valid.raw.jsonl'
+    """
+    return Path(csv_path).with_suffix(SUFFIX)
+
+
+def write_raw_text(csv_path: Path, rows: Iterable[RawText]) -> Path:
+    """Writes the sidecar of ``csv_path`` (atomically: a ``.part`` file, then renamed)."""
+    path = raw_text_path(csv_path)
+    part = path.with_name(path.name + ".part")
+    with part.open("w", encoding="utf-8") as f:
+        for row in rows:
+            record = {"turns": list(row.turns), "candidates": list(row.candidates)}
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    os.replace(part, path)
+    return path
+
+
+def read_raw_text(csv_path: str | Path) -> list[RawText] | None:
+    """The sidecar of ``csv_path``, one :class:`RawText` a row; ``None`` without one.
+
+    Raises:
+        DataError: a line that is not such an object (file and line named).
+    """
+    path = raw_text_path(csv_path)
+    if not path.is_file():
+        return None
+    with path.open(encoding="utf-8") as f:
+        return [_parse(path, number, line) for number, line in enumerate(f, 1)]
+
+
+def raw_arguments(raws: Sequence[RawText | None], candidates: int | None = None) -> dict[str, Any]:
+    """:meth:`chatbot.scoring.Scorer.parts`' ``raw_turns`` and ``raw_candidates`` for rows
+    whose raw text is ``raws`` (their first ``candidates`` candidates, or all): empty unless
+    every row has its raw text, and the scorer then reads the normalised rows.
+
+    Example:
+        >>> raw_arguments([RawText(("hi",), ("hello", "no"))], candidates=1)
+        {'raw_turns': [('hi',)], 'raw_candidates': [('hello',)]}
+        >>> raw_arguments([None])
+        {}
+    """
+    if not raws or any(r is None for r in raws):
+        return {}
+    known = [r for r in raws if r is not None]
+    return {
+        "raw_turns": [r.turns for r in known],
+        "raw_candidates": [r.candidates[:candidates] for r in known],
+    }
+
+
+def _parse(path: Path, number: int, line: str) -> RawText:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(path, number, f"not JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise DataError(path, number, "expected an object with turns and candidates")
+    fields = {}
+    for name in ("turns", "candidates"):
+        value = record.get(name)
+        if not isinstance(value, list) or not value or not all(isinstance(t, str) for t in value):
+            raise DataError(path, number, f"{name}: expected a non-empty list of strings")
+        fields[name] = tuple(value)
+    return RawText(**fields)
