@@ -68,7 +68,7 @@ def served_index(
     """An index of ``n`` responses for ``model_dir``: its folder, and the corpus it holds
     (texts, their base texts, the benchmark's normalised queries, where they came from)."""
     from chatbot.artifact import load_artifact
-    from chatbot.index import SENTENCE_VECTORS, save_index
+    from chatbot.index import SENTENCE_CODES, save_index
     from chatbot.scoring import encode_unique, sentence_of_normalized
 
     artifact = load_artifact(model_dir)
@@ -81,7 +81,7 @@ def served_index(
         current = saved["model_checksum"] == artifact.checksum
         # The semantic part's vectors, when the model has one, by the same sentence encoder.
         current &= saved.get("sentence_model") == artifact.sentence_checksum
-        current &= artifact.sentence_checksum is None or SENTENCE_VECTORS in saved["files"]
+        current &= artifact.sentence_checksum is None or SENTENCE_CODES in saved["files"]
         ann_kind = saved.get("ann", {}).get("kind")
         if current and ann_kind == (ANN_KIND if n >= ANN_MIN_RESPONSES else None):
             return index_dir, corpus

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from chatbot.int8_rows import Int8Rows
+
 ANN_FILE = "vectors.ivf.faiss"
 ANN_KIND = "faiss-ivf-pq4fs"  # what build_ivf writes (the manifest's "kind")
 # From this many responses up, `chatbot index` writes an IVF index and serving uses it. At
@@ -102,7 +104,7 @@ class StoredIvfSearch:
         self,
         path: Path,
         nprobe: int = NPROBE,
-        vectors: np.ndarray | None = None,
+        vectors: np.ndarray | Int8Rows | None = None,
         refine: int = 1,
     ) -> None:
         import faiss
@@ -120,7 +122,7 @@ class StoredIvfSearch:
         cls,
         path: Path,
         info: dict[str, Any],
-        vectors: np.ndarray,
+        vectors: np.ndarray | Int8Rows,
         nprobe: int = NPROBE,
         refine: int = REFINE,
     ) -> StoredIvfSearch:

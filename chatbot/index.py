@@ -9,9 +9,10 @@ Layout::
     lexical.*.npy     with a TF-IDF model: the responses' TF-IDF rows (CSR data, indices, indptr)
     postings.*.npy    the same inverted, heaviest first (chatbot.postings), for lexical search
     vectors.ivf.faiss large repositories: an approximate neural index (chatbot.ann)
-    sentence.f16.npy  with a sentence encoder: (n, 384) float16 sentence vectors of the shown
-                      texts, for the semantic part (chatbot.sentence); tied to that encoder's
-                      file (indexes of stop 20 hold them as float32, sentence.f32.npy)
+    sentence.i8.npy   with a sentence encoder: (n, 384) sentence vectors of the shown texts as
+    sentence.scale.npy  8-bit codes and a scale a row (chatbot.int8_rows), for the semantic
+                      part (chatbot.sentence); tied to that encoder's file (indexes written
+                      before hold them as sentence.f16.npy or sentence.f32.npy)
     sentence.ivf.faiss large repositories: the same approximate index over those vectors
     manifest.json     format, model version and weights checksum, n, dim, file checksums
 
@@ -41,6 +42,7 @@ from chatbot.ann import ANN_FILE, ANN_MIN_RESPONSES, build_ivf
 from chatbot.artifact import Artifact
 from chatbot.errors import IndexLoadError
 from chatbot.files import atomic_dir, check_files, read_manifest_file, sha256_file, write_json
+from chatbot.int8_rows import Int8Rows
 from chatbot.jsonl_texts import JsonlTexts, write_jsonl
 from chatbot.postings import FILES as POSTINGS_FILES
 from chatbot.postings import Postings
@@ -51,10 +53,14 @@ if TYPE_CHECKING:
 FORMAT = 1
 VECTORS = "vectors.f32.npy"
 VECTORS_F16 = "vectors.f16.npy"
-# Float16: half the memory of float32 (768 MB instead of 1.5 GB at 1M responses), and the
-# cosines it gives differ by under 1e-3 (docs/performance.md, "Sentence vectors in float16").
-SENTENCE_VECTORS = "sentence.f16.npy"
-SENTENCE_VECTORS_F32 = "sentence.f32.npy"  # indexes of stop 20 hold float32; they still load
+# 8-bit codes with a scale a row: a quarter of float32's memory (366 MiB at 1M responses
+# instead of 1,465), for a cosine error of about 4e-4 (docs/performance.md, "Sentence vectors
+# in 8 bits").
+SENTENCE_CODES = "sentence.i8.npy"
+SENTENCE_SCALES = "sentence.scale.npy"
+# Layouts written before, which still load: float16 (early stop 21) and float32 (stop 20).
+SENTENCE_VECTORS_F16 = "sentence.f16.npy"
+SENTENCE_VECTORS_F32 = "sentence.f32.npy"
 SENTENCE_ANN = "sentence.ivf.faiss"
 TEXTS = "texts.jsonl"
 NORMALIZED = "normalized.jsonl"
@@ -86,7 +92,7 @@ class ResponseIndex:
     normalized: Sequence[str] | None = None  # the texts as the model saw them, when stored
     postings: Postings | None = None  # ``lexical`` inverted, for lexical search
     ann_path: Path | None = None  # the stored approximate neural index, when there is one
-    sentence: np.ndarray | None = None  # (n, dim) float16 sentence vectors, the semantic part
+    sentence: Int8Rows | np.ndarray | None = None  # (n, dim) sentence vectors (float rows)
     sentence_ann_path: Path | None = None  # their stored approximate index, when there is one
 
     def __post_init__(self) -> None:
@@ -193,8 +199,10 @@ def save_index(
             names += [*LEXICAL.values(), *Postings.from_rows(rows).save(tmp)]
         sentence_info: dict[str, Any] = {}
         if sentence is not None:
-            np.save(tmp / SENTENCE_VECTORS, np.asarray(sentence, dtype=np.float16))
-            names.append(SENTENCE_VECTORS)
+            rows = Int8Rows.quantize(sentence)
+            np.save(tmp / SENTENCE_CODES, rows.codes)
+            np.save(tmp / SENTENCE_SCALES, rows.scales)
+            names += [SENTENCE_CODES, SENTENCE_SCALES]
             sentence_info = {"sentence_model": artifact.sentence_checksum}
             if ann or (ann is None and len(texts) >= ANN_MIN_RESPONSES):
                 sentence_info["sentence_ann"] = build_ivf(sentence, tmp / SENTENCE_ANN)
@@ -267,8 +275,19 @@ def load_index(
     has_normalized = NORMALIZED in listed
     has_postings = all(name in listed for name in POSTINGS_FILES.values())
     has_ann = ANN_FILE in listed
-    sentence_file = next((f for f in (SENTENCE_VECTORS, SENTENCE_VECTORS_F32) if f in listed), None)
-    has_sentence = sentence_file is not None
+    sentence_files: tuple[str, ...] = next(
+        (
+            files
+            for files in (
+                (SENTENCE_CODES, SENTENCE_SCALES),
+                (SENTENCE_VECTORS_F16,),
+                (SENTENCE_VECTORS_F32,),
+            )
+            if all(f in listed for f in files)
+        ),
+        (),
+    )
+    has_sentence = bool(sentence_files)
     has_sentence_ann = has_sentence and SENTENCE_ANN in listed
     if (
         artifact is not None
@@ -286,7 +305,7 @@ def load_index(
         + (NORMALIZED,) * has_normalized
         + tuple(POSTINGS_FILES.values()) * has_postings
         + (ANN_FILE,) * has_ann
-        + ((sentence_file,) if sentence_file is not None else ())
+        + sentence_files
         + (SENTENCE_ANN,) * has_sentence_ann
     )
     check_files(path, listed, (vectors_file, TEXTS, *optional), IndexLoadError, verify)
@@ -316,13 +335,7 @@ def load_index(
         raise IndexLoadError(
             f"{path}: postings of {postings.n_words} words, TF-IDF rows of {lexical.shape[1]}"
         )
-    sentence = None
-    if sentence_file is not None:
-        sentence = np.load(path / sentence_file, mmap_mode="r")
-        if sentence.ndim != 2 or len(sentence) != manifest["n"]:
-            raise IndexLoadError(
-                f"{path}: {sentence_file} holds {sentence.shape}, not {manifest['n']} rows"
-            )
+    sentence = _load_sentence(path, sentence_files, int(manifest["n"]))
     return ResponseIndex(
         vectors=vectors,
         texts=texts,
@@ -334,6 +347,21 @@ def load_index(
         sentence=sentence,
         sentence_ann_path=path / SENTENCE_ANN if has_sentence_ann else None,
     )
+
+
+def _load_sentence(path: Path, files: tuple[str, ...], n: int) -> Int8Rows | np.ndarray | None:
+    """The sentence vectors, memory-mapped: 8-bit codes and their scales, or an older float
+    layout."""
+    if not files:
+        return None
+    arrays = [np.load(path / name, mmap_mode="r") for name in files]
+    if arrays[0].ndim != 2 or len(arrays[0]) != n:
+        raise IndexLoadError(f"{path}: {files[0]} holds {arrays[0].shape}, not {n} rows")
+    if len(arrays) == 1:
+        return arrays[0]
+    if arrays[1].shape != (n,):
+        raise IndexLoadError(f"{path}: {files[1]} holds {arrays[1].shape}, not ({n},)")
+    return Int8Rows(*arrays)
 
 
 def _load_lexical(

@@ -14,6 +14,7 @@ from scipy.special import erf
 
 from chatbot.artifact import load_artifact, update_config
 from chatbot.errors import ArtifactError
+from chatbot.int8_rows import Int8Rows
 from chatbot.sentence import SENTENCE_INFO, sentence_text
 from tests.helpers import tiny_artifact, tiny_sentence_source
 from training.errors import DataError
@@ -164,33 +165,46 @@ def test_an_index_is_tied_to_the_sentence_encoder_that_read_it(source, tmp_path:
         load_index(tmp_path / "plain", artifact)
     build_index(model, responses, tmp_path / "index")
     index = load_index(tmp_path / "index", artifact)
-    assert index.sentence is not None and index.sentence.dtype == np.float16
-    np.testing.assert_allclose(  # the shown texts, as written; float16 keeps 11 bits
-        index.sentence, artifact.sentence_encoder.encode(list(index.texts)), rtol=0, atol=1e-3
-    )
-    # An index of stop 20 (float32 vectors) still loads, and ranks from the same values.
-    legacy = _as_float32_sentence_index(tmp_path / "index", tmp_path / "legacy")
-    old = load_index(legacy, artifact)
-    assert old.sentence is not None and old.sentence.dtype == np.float32
-    np.testing.assert_array_equal(old.sentence, index.sentence)
+    assert isinstance(index.sentence, Int8Rows)
+    written = artifact.sentence_encoder.encode(list(index.texts))  # the shown texts, as written
+    # 8-bit codes: each component within half a step of its row's scale.
+    step = np.abs(written).max(axis=1, keepdims=True) / 127
+    assert np.all(np.abs(np.asarray(index.sentence) - written) <= step / 2 + 1e-7)
+    # Indexes written before (float16, float32) still load, and rank from the values they hold.
+    for dtype in (np.float16, np.float32):
+        legacy = _as_float_sentence_index(
+            tmp_path / "index", tmp_path / f"legacy-{dtype.__name__}", dtype
+        )
+        old = load_index(legacy, artifact)
+        assert old.sentence is not None and old.sentence.dtype == dtype
+        np.testing.assert_array_equal(old.sentence, np.asarray(index.sentence).astype(dtype))
     export_sentence_encoder(model, tiny_sentence_source(tmp_path / "other", seed=1))
     with pytest.raises(IndexLoadError, match="has no sentence vectors by the sentence encoder"):
         load_index(tmp_path / "index", load_artifact(model))
 
 
-def _as_float32_sentence_index(path: Path, out: Path) -> Path:
-    """A copy of the index at ``path`` laid out as stop 20 wrote it: ``sentence.f32.npy``."""
+def _as_float_sentence_index(path: Path, out: Path, dtype: type) -> Path:
+    """A copy of the index at ``path`` laid out as before the 8-bit codes: its sentence
+    vectors as one float array (``sentence.f16.npy`` or ``sentence.f32.npy``)."""
     import shutil
 
     from chatbot.files import sha256_file
-    from chatbot.index import SENTENCE_VECTORS, SENTENCE_VECTORS_F32
+    from chatbot.index import (
+        SENTENCE_CODES,
+        SENTENCE_SCALES,
+        SENTENCE_VECTORS_F16,
+        SENTENCE_VECTORS_F32,
+        load_index,
+    )
 
+    vectors = np.asarray(load_index(path).sentence).astype(dtype)
     shutil.copytree(path, out)
-    vectors = np.load(out / SENTENCE_VECTORS).astype(np.float32)
-    (out / SENTENCE_VECTORS).unlink()
-    np.save(out / SENTENCE_VECTORS_F32, vectors)
+    name = SENTENCE_VECTORS_F16 if dtype == np.float16 else SENTENCE_VECTORS_F32
+    np.save(out / name, vectors)
     manifest = json.loads((out / "manifest.json").read_text())
-    del manifest["files"][SENTENCE_VECTORS]
-    manifest["files"][SENTENCE_VECTORS_F32] = sha256_file(out / SENTENCE_VECTORS_F32)
+    for gone in (SENTENCE_CODES, SENTENCE_SCALES):
+        (out / gone).unlink()
+        del manifest["files"][gone]
+    manifest["files"][name] = sha256_file(out / name)
     (out / "manifest.json").write_text(json.dumps(manifest))
     return out
