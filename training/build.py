@@ -273,23 +273,29 @@ def write_dataset(
     raw: dict[str, list[RawText]] = {name: [] for name in SPLITS[1:]}
     for name, kept in raw.items():
         tables[name] = (EVAL_HEADER, _evaluation_rows(splits[name], texts, options, name, kept))
+        # Never a sidecar beside a CSV it was not written with, should this build stop halfway.
+        raw_text_path(out / f"{name}.csv").unlink(missing_ok=True)
     totals = {"train": len(train_rows), "valid": len(splits["valid"]), "test": len(splits["test"])}
+    files = {name: out / f"{name}.csv" for name in tables}
+    files |= {f"{name}.raw": raw_text_path(out / f"{name}.csv") for name in raw}
     counts = {}
     try:
         for name, (header, rows) in tables.items():
-            counts[name] = write_csv(out / f"{name}.csv.part", header, rows, totals[name])
-        for name in raw:
-            write_raw_text(out / f"{name}.csv.part", raw[name])
+            counts[name] = write_csv(_part(files[name]), header, rows, totals[name])
+        for name, kept in raw.items():  # filled as the CSV above was written
+            write_raw_text(_part(files[f"{name}.raw"]), kept)
+        for path in files.values():
+            os.replace(_part(path), path)
         for name in tables:
-            os.replace(out / f"{name}.csv.part", out / f"{name}.csv")
-            if name in raw:
-                os.replace(raw_text_path(out / f"{name}.csv.part"), raw_text_path(out / name))
-            log.info("wrote %s (%d rows)", out / f"{name}.csv", counts[name])
+            log.info("wrote %s (%d rows)", files[name], counts[name])
     finally:
-        for name in tables:
-            (out / f"{name}.csv.part").unlink(missing_ok=True)
-            raw_text_path(out / f"{name}.csv.part").unlink(missing_ok=True)
+        for path in files.values():
+            _part(path).unlink(missing_ok=True)
     return counts
+
+
+def _part(path: Path) -> Path:
+    return path.with_name(path.name + ".part")
 
 
 def _training_rows(

@@ -16,8 +16,7 @@ are.
 Example:
     >>> import tempfile
     >>> csv_path = Path(tempfile.mkdtemp()) / "valid.csv"
-    >>> write_raw_text(csv_path, [RawText(("Hi there",), ("Hello!", "No."))]).name
-    'valid.raw.jsonl'
+    >>> write_raw_text(raw_text_path(csv_path), [RawText(("Hi there",), ("Hello!", "No."))])
     >>> read_raw_text(csv_path)[0].candidates
     ('Hello!', 'No.')
 """
@@ -25,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,16 +53,12 @@ def raw_text_path(csv_path: str | Path) -> Path:
     return Path(csv_path).with_suffix(SUFFIX)
 
 
-def write_raw_text(csv_path: Path, rows: Iterable[RawText]) -> Path:
-    """Writes the sidecar of ``csv_path`` (atomically: a ``.part`` file, then renamed)."""
-    path = raw_text_path(csv_path)
-    part = path.with_name(path.name + ".part")
-    with part.open("w", encoding="utf-8") as f:
+def write_raw_text(path: Path, rows: Iterable[RawText]) -> None:
+    """Writes ``rows`` to ``path`` (a sidecar, or its ``.part`` file), one JSON object a line."""
+    with path.open("w", encoding="utf-8") as f:
         for row in rows:
             record = {"turns": list(row.turns), "candidates": list(row.candidates)}
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    os.replace(part, path)
-    return path
 
 
 def read_raw_text(csv_path: str | Path) -> list[RawText] | None:
