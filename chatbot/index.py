@@ -61,6 +61,12 @@ SENTENCE_SCALES = "sentence.scale.npy"
 # Layouts written before, which still load: float16 (early stop 21) and float32 (stop 20).
 SENTENCE_VECTORS_F16 = "sentence.f16.npy"
 SENTENCE_VECTORS_F32 = "sentence.f32.npy"
+# Each layout's files, the current one first.
+SENTENCE_LAYOUTS = (
+    (SENTENCE_CODES, SENTENCE_SCALES),
+    (SENTENCE_VECTORS_F16,),
+    (SENTENCE_VECTORS_F32,),
+)
 SENTENCE_ANN = "sentence.ivf.faiss"
 TEXTS = "texts.jsonl"
 NORMALIZED = "normalized.jsonl"
@@ -275,18 +281,7 @@ def load_index(
     has_normalized = NORMALIZED in listed
     has_postings = all(name in listed for name in POSTINGS_FILES.values())
     has_ann = ANN_FILE in listed
-    sentence_files: tuple[str, ...] = next(
-        (
-            files
-            for files in (
-                (SENTENCE_CODES, SENTENCE_SCALES),
-                (SENTENCE_VECTORS_F16,),
-                (SENTENCE_VECTORS_F32,),
-            )
-            if all(f in listed for f in files)
-        ),
-        (),
-    )
+    sentence_files = next((f for f in SENTENCE_LAYOUTS if set(f) <= listed.keys()), ())
     has_sentence = bool(sentence_files)
     has_sentence_ann = has_sentence and SENTENCE_ANN in listed
     if (

@@ -579,7 +579,7 @@ class Scorer:
         search = repository.sentence_search  # checks the index has sentence vectors
         turns = raw_turns if raw_turns is not None else [split_turns(c) for c in contexts]
         texts = [sentence_text(t, self.sentence.context_turns) for t in turns]
-        lasts = [t[-1].strip() if t else "" for t in turns]
+        lasts = [sentence_text(t, 1) for t in turns]  # the last turn
         with times.stage("sentence encode"):
             # One call for both: a one-turn context is its last turn, encoded once.
             vectors, where = encode_unique([*texts, *lasts], self.sentence.encode_queries, 1024)

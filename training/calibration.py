@@ -33,7 +33,7 @@ from chatbot.calibration import Calibration, PlattCurve
 from chatbot.scoring import Scorer
 from chatbot.text import split_turns
 from training.errors import DataError
-from training.raw_text import raw_arguments
+from training.raw_text import raw_arguments, raw_turns
 from training.sources.udc_csv import EvalRow, read_eval_rows
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,7 @@ def repository_examples(
     contexts = [row.context for row in rows]
     last_turns = [(split_turns(c) or [""])[-1] for c in contexts]
     backend = make_backend("numpy", index.vectors)
-    raw = raw_arguments([row.raw for row in rows]).get("raw_turns")
-    served = scorer.rank(contexts, last_turns, index, backend, 2, raw_turns=raw)
+    served = scorer.rank(contexts, last_turns, index, backend, 2, raw_turns=raw_turns(rows))
     return served_examples(rows, served, scorer, repository_texts(index, normalizer))
 
 
@@ -95,7 +94,7 @@ def served_examples(
     truth = scorer.pair_scores(
         [row.context for row in rows],
         [[row.response] for row in rows],
-        **raw_arguments([row.raw for row in rows], candidates=1),
+        **raw_arguments(rows, candidates=1),
     )
     best, margin, right = [], [], []
     for row, top, true_score in zip(rows, served, truth[:, 0], strict=True):

@@ -36,8 +36,9 @@ import numpy as np
 
 from chatbot.lexical import rowwise_dot
 from chatbot.scoring import sentence_of_normalized
+from chatbot.sentence import sentence_text
 from chatbot.text import split_turns
-from training.raw_text import raw_arguments
+from training.raw_text import all_raw, raw_arguments
 from training.repository_eval import ECHO_REPORT_COSINE, SEMANTIC_ECHO_REPORT_COSINE
 from training.sources.udc_csv import read_eval_rows
 
@@ -183,10 +184,11 @@ def tune_echo_cosine(
     scorer.echo_cosine = max(ECHO_GRID) + 1.0  # rules off: every candidate comes back
     scorer.semantic_echo_cosine = max(SEMANTIC_ECHO_GRID) + 1.0
     backend = make_backend("numpy", index.vectors)
-    raw_turns = raw_arguments([row.raw for row in rows]).get("raw_turns")
+    raws = all_raw(rows)
+    raw_turns = None if raws is None else [r.turns for r in raws]
     ranked = scorer.rank(contexts, last_turns, index, backend, k=2 * DEPTH, raw_turns=raw_turns)
     last_rows = scorer.lexical.transform(last_turns)  # (rows, V)
-    raw_truths = raw_arguments([row.raw for row in rows], candidates=1)
+    raw_truths = raw_arguments(rows, candidates=1)
     true_scores = scorer.pair_scores(contexts, [[r.response] for r in rows], **raw_truths)[:, 0]
     true_cosines = rowwise_dot(last_rows, scorer.lexical.transform([r.response for r in rows]))
     truths = [
@@ -213,13 +215,13 @@ def tune_echo_cosine(
     if scorer.has_semantic and index.sentence is not None:
         assert scorer.sentence is not None
         # The raw text when the rows have it, as the service and the scorer read it.
-        if raw_turns is not None:
-            said_last = [t[-1] for t in raw_turns]
-            said_truths = [r.raw.candidates[0] for r in rows if r.raw is not None]
-        else:
-            said_last = last_turns
-            said_truths = [sentence_of_normalized(r.response) for r in rows]
-        last = scorer.sentence.encode_queries(said_last)
+        turns: Sequence[Sequence[str]] = raw_turns or [split_turns(c) for c in contexts]
+        last = scorer.sentence.encode_queries([sentence_text(t, 1) for t in turns])
+        said_truths = (
+            [r.candidates[0] for r in raws]
+            if raws is not None
+            else [sentence_of_normalized(r.response) for r in rows]
+        )
         truth_vectors = scorer.sentence.encode(said_truths)
         true_close = np.einsum("nd,nd->n", last, truth_vectors)
         kept = []  # what the TF-IDF rule at its chosen threshold keeps, by sentence cosine

@@ -62,7 +62,7 @@ def model_scores(
     response in column 0."""
     contexts = [row.context for row in rows]
     candidates = [row.candidates for row in rows]
-    raw = raw_arguments([row.raw for row in rows])  # the sentence encoder reads raw text
+    raw = raw_arguments(rows)  # the sentence encoder reads raw text
     return scorer.pair_scores(contexts, candidates, batch_size, progress, **raw)
 
 

@@ -27,7 +27,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from training.errors import DataError
 
@@ -74,23 +74,43 @@ def read_raw_text(csv_path: str | Path) -> list[RawText] | None:
         return [_parse(path, number, line) for number, line in enumerate(f, 1)]
 
 
-def raw_arguments(raws: Sequence[RawText | None], candidates: int | None = None) -> dict[str, Any]:
-    """:meth:`chatbot.scoring.Scorer.parts`' ``raw_turns`` and ``raw_candidates`` for rows
-    whose raw text is ``raws`` (their first ``candidates`` candidates, or all): empty unless
-    every row has its raw text, and the scorer then reads the normalised rows.
+class HasRawText(Protocol):
+    """A row that may carry its raw text (:class:`training.sources.udc_csv.EvalRow`)."""
+
+    @property
+    def raw(self) -> RawText | None: ...
+
+
+def all_raw(rows: Sequence[HasRawText]) -> list[RawText] | None:
+    """Every row's raw text; ``None`` unless each row has it (an official file, or a set
+    mixing one with a data build's rows): the scorer then reads the normalised rows."""
+    raws = [row.raw for row in rows]
+    return None if not raws or None in raws else [r for r in raws if r is not None]
+
+
+def raw_turns(rows: Sequence[HasRawText]) -> list[tuple[str, ...]] | None:
+    """Each row's context turns as people wrote them (see :func:`all_raw`)."""
+    raws = all_raw(rows)
+    return None if raws is None else [r.turns for r in raws]
+
+
+def raw_arguments(rows: Sequence[HasRawText], candidates: int | None = None) -> dict[str, Any]:
+    """:meth:`chatbot.scoring.Scorer.parts`' ``raw_turns`` and ``raw_candidates`` for
+    ``rows`` (their first ``candidates`` candidates, or all); empty as :func:`all_raw` says.
 
     Example:
-        >>> raw_arguments([RawText(("hi",), ("hello", "no"))], candidates=1)
+        >>> from types import SimpleNamespace as Row
+        >>> raw_arguments([Row(raw=RawText(("hi",), ("hello", "no")))], candidates=1)
         {'raw_turns': [('hi',)], 'raw_candidates': [('hello',)]}
-        >>> raw_arguments([None])
+        >>> raw_arguments([Row(raw=None)])
         {}
     """
-    if not raws or any(r is None for r in raws):
+    raws = all_raw(rows)
+    if raws is None:
         return {}
-    known = [r for r in raws if r is not None]
     return {
-        "raw_turns": [r.turns for r in known],
-        "raw_candidates": [r.candidates[:candidates] for r in known],
+        "raw_turns": [r.turns for r in raws],
+        "raw_candidates": [r.candidates[:candidates] for r in raws],
     }
 
 

@@ -49,7 +49,7 @@ from chatbot.scoring import Scorer, hybrid_score, sentence_of_normalized
 from chatbot.sentence import sentence_text
 from chatbot.text import EOU, Normalizer, split_turns
 from training.calibration import calibration_report, served_examples
-from training.raw_text import RawText
+from training.raw_text import RawText, all_raw
 from training.sources.udc_csv import EvalRow
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def _job(rows: Sequence[EvalRow], index: ResponseIndex, normalizer: Normalizer, 
         last_turns=[(split_turns(c) or [""])[-1] for c in contexts],
         duplicates=duplicates,
         distractors=_random_distractors(len(repo), duplicates, seed),
-        raw=None if any(r.raw is None for r in rows) else [r.raw for r in rows if r.raw],
+        raw=all_raw(rows),
     )
 
 
@@ -415,7 +415,7 @@ def _sentences(scorer: Scorer, index: ResponseIndex, job: _Job) -> _Sentences | 
         raise ValueError("the model's semantic part needs an index with sentence vectors")
     turns: Sequence[Sequence[str]] = job.raw_turns or [split_turns(c) for c in job.contexts]
     contexts = sentence.encode_queries([sentence_text(t, sentence.context_turns) for t in turns])
-    last_turns = [t[-1] if t else "" for t in turns]
+    last_turns = [sentence_text(t, 1) for t in turns]
     truths = np.empty((len(job.truths), index.sentence.shape[1]), dtype=np.float32)
     held = [i for i, dup in enumerate(job.duplicates) if len(dup)]
     missing = [i for i, dup in enumerate(job.duplicates) if len(dup) == 0]

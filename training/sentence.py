@@ -233,7 +233,7 @@ def add_semantic(model_dir: Path, source: Path, valid_sets: Mapping[str, Path]) 
         rows = list(read_eval_rows(path))
         log.info("semantic part: scoring %d %s rows", len(rows), name)
         contexts, candidates = [r.context for r in rows], [r.candidates for r in rows]
-        raw = raw_arguments([r.raw for r in rows])  # raw text, as the service reads it
+        raw = raw_arguments(rows)  # raw text, as the service reads it
         parts.append(scorer.parts(contexts, candidates, progress=True, **raw))
     lexical_weight = artifact.config.lexical_weight if scorer.is_hybrid else 0.0
     weight, table = tune_semantic_weight(parts, lexical_weight)
