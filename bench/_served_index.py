@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bench._served_corpus import DEFAULT_CSV, Corpus, served_corpus
-from chatbot.ann import ANN_KIND, ANN_MIN_RESPONSES
+from chatbot.ann import ANN_KIND, ANN_MIN_RESPONSES, DIMS_PER_CODE, SENTENCE_DIMS_PER_CODE
 
 UBUNTU_MODEL = Path("artifacts/ubuntu/model")
 
@@ -68,7 +68,12 @@ def served_index(
     """An index of ``n`` responses for ``model_dir``: its folder, and the corpus it holds
     (texts, their base texts, the benchmark's normalised queries, where they came from)."""
     from chatbot.artifact import load_artifact
-    from chatbot.index import SENTENCE_CODES, save_index
+    from chatbot.index import (
+        SENTENCE_CODES,
+        VECTOR_CODES,
+        VECTOR_CODES_MIN_RESPONSES,
+        save_index,
+    )
     from chatbot.scoring import encode_unique, sentence_of_normalized
 
     artifact = load_artifact(model_dir)
@@ -83,6 +88,9 @@ def served_index(
         current &= saved.get("sentence_model") == artifact.sentence_checksum
         current &= artifact.sentence_checksum is None or SENTENCE_CODES in saved["files"]
         ann_kind = saved.get("ann", {}).get("kind")
+        current &= n < VECTOR_CODES_MIN_RESPONSES or VECTOR_CODES in saved["files"]
+        sentence_codes = saved.get("sentence_ann", {}).get("dims_per_code", DIMS_PER_CODE)
+        current &= "sentence_ann" not in saved or sentence_codes == SENTENCE_DIMS_PER_CODE
         if current and ann_kind == (ANN_KIND if n >= ANN_MIN_RESPONSES else None):
             return index_dir, corpus
     print(f"building the {n:,}-response hybrid index in {index_dir} ...", flush=True)

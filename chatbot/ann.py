@@ -38,15 +38,20 @@ ANN_KIND = "faiss-ivf-pq4fs"  # what build_ivf writes (the manifest's "kind")
 # where exact float16 search took 6.6 ms, and cost no more per query in batches of 4 to 32
 # (docs/performance.md); below some tens of thousands exact search is a few ms anyway.
 ANN_MIN_RESPONSES = 50_000
-# Cells visited per query and candidates per wanted result: search settings, not part of the
-# stored index. At 1M responses (4,000 cells) these kept 0.96 of the exact neural top-10 for
-# the time the 8-bit layout took to keep 0.56; 1,024 cells and 4x kept 0.99 at 1.6x the
-# time (docs/performance.md).
+# Cells visited per query: a search setting, not part of the stored index. At 1M responses
+# (4,000 cells) 512 kept 0.96 of the exact neural top-10 for the time the 8-bit layout took
+# to keep 0.56; 1,024 cells and 4x kept 0.99 at 1.6x the time (docs/performance.md).
 NPROBE = 512
-REFINE = 2
-# Dimensions per 4-bit sub-quantiser: 2 kept 0.99 of the neural top-10 at 1M where 4 kept
-# 0.92 (docs/performance.md).
-_DIMS_PER_CODE = 2
+# Dimensions per 4-bit sub-quantiser. The LSTM's vectors: 2, which kept 0.99 of the neural
+# top-10 at 1M where 4 kept 0.92. The sentence vectors: 4, whose codes each worker holds in
+# half the memory (62 MiB at 1M instead of 116), and which keep more of the exact best 128
+# than 2 did with 2 candidates a result (0.971 against 0.950), at 0.9 ms more a query, by
+# re-scoring 8 candidates a result (docs/performance.md, stop 22).
+DIMS_PER_CODE = 2
+SENTENCE_DIMS_PER_CODE = 4
+# Candidates taken from the codes per result wanted, by dimensions per code: the coarser the
+# codes, the more candidates their exact scores must sort out.
+REFINE = {2: 2, 4: 8}
 # The 8-bit layout's cells visited (indexes written before the fast-scan layout).
 SQ8_NPROBE = 64
 _ADD_ROWS = 100_000  # vectors converted to float32 and added at once
@@ -63,13 +68,20 @@ def ivf_cells(n: int) -> int:
 
 
 def build_ivf(
-    vectors: np.ndarray, path: Path, seed: int = 0, progress: bool = False
+    vectors: np.ndarray,
+    path: Path,
+    seed: int = 0,
+    progress: bool = False,
+    dims_per_code: int = DIMS_PER_CODE,
 ) -> dict[str, Any]:
-    """Trains and writes an IVF index of ``vectors`` (any float dtype) to ``path``.
+    """Trains and writes an IVF index of ``vectors`` (any float dtype) to ``path``, with a
+    4-bit code for every ``dims_per_code`` dimensions (one of :data:`REFINE`'s keys).
 
     Returns:
-        what the index manifest records: kind, cells, cells visited per query.
+        what the index manifest records: kind, cells, dimensions per code.
     """
+    if dims_per_code not in REFINE:
+        raise ValueError(f"dims_per_code must be one of {sorted(REFINE)}, not {dims_per_code}")
     import faiss
 
     n, dim = vectors.shape
@@ -78,13 +90,13 @@ def build_ivf(
     # faiss wants at least 39 training points per cell; 64 give stable cells.
     sample = np.sort(rng.choice(n, size=min(n, 64 * nlist), replace=False))
     quantizer = faiss.IndexFlatIP(dim)
-    codes = dim // _DIMS_PER_CODE if dim % _DIMS_PER_CODE == 0 else dim
+    codes = dim // dims_per_code if dim % dims_per_code == 0 else dim
     index = faiss.IndexIVFPQFastScan(quantizer, dim, nlist, codes, 4, faiss.METRIC_INNER_PRODUCT)
     index.train(np.asarray(vectors[sample], dtype=np.float32))
     for start in tqdm(range(0, n, _ADD_ROWS), desc="IVF index", disable=not progress):
         index.add(np.asarray(vectors[start : start + _ADD_ROWS], dtype=np.float32))
     faiss.write_index(index, str(path))
-    return {"kind": ANN_KIND, "nlist": nlist}
+    return {"kind": ANN_KIND, "nlist": nlist, "dims_per_code": dim // codes}
 
 
 class StoredIvfSearch:
@@ -124,12 +136,16 @@ class StoredIvfSearch:
         info: dict[str, Any],
         vectors: np.ndarray | Int8Rows,
         nprobe: int = NPROBE,
-        refine: int = REFINE,
+        refine: int | None = None,
     ) -> StoredIvfSearch:
         """The search for an index whose manifest entry (``build_ivf``'s return value) is
-        ``info``, visiting ``nprobe`` cells and re-scoring ``refine`` x the wanted."""
+        ``info``, visiting ``nprobe`` cells and re-scoring ``refine`` x the wanted (by default
+        what its codes need, :data:`REFINE`; indexes written before say no dimensions per
+        code: they have 2)."""
         if info.get("kind") == "faiss-ivf-sq8":  # the 8-bit layout: its own scores, no refine
             return cls(path, int(info.get("nprobe", SQ8_NPROBE)))
+        if refine is None:
+            refine = REFINE.get(int(info.get("dims_per_code", DIMS_PER_CODE)), REFINE[2])
         return cls(path, min(nprobe, int(info.get("nlist", nprobe))), vectors, refine)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,8 @@ Layout::
 
     vectors.f32.npy   (n, d) float32 response vectors r
     vectors.f16.npy   the same in float16 (half the memory, for large repositories/GPUs)
+    vectors.i8.npy    very large repositories: the same as 8-bit codes with a scale a row
+    vectors.scale.npy   (chatbot.int8_rows), which serving re-scores candidates from
     texts.jsonl       one JSON string a line: the text shown for each vector
     normalized.jsonl  the same responses as the model saw them (normalised), when known
     lexical.*.npy     with a TF-IDF model: the responses' TF-IDF rows (CSR data, indices, indptr)
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
-from chatbot.ann import ANN_FILE, ANN_MIN_RESPONSES, build_ivf
+from chatbot.ann import ANN_FILE, ANN_MIN_RESPONSES, SENTENCE_DIMS_PER_CODE, build_ivf
 from chatbot.artifact import Artifact
 from chatbot.errors import IndexLoadError
 from chatbot.files import atomic_dir, check_files, read_manifest_file, sha256_file, write_json
@@ -53,6 +55,16 @@ if TYPE_CHECKING:
 FORMAT = 1
 VECTORS = "vectors.f32.npy"
 VECTORS_F16 = "vectors.f16.npy"
+# What serving re-scores candidates from in large repositories: it reads a few hundred rows
+# a request from all over them, so they become resident in memory, 244 MiB at 1M responses
+# of 256 dimensions against 488 in float16. The codes move a score by 0.011 (standard
+# deviation, against 2.3 between a context's scores), which reorders near-ties: at the real
+# Ubuntu index of 53,874 the served ranking kept 0.986 of the exact top 10 instead of 0.992
+# (docs/performance.md, stop 22). So only from this many responses up, where the memory
+# matters, are they written.
+VECTOR_CODES = "vectors.i8.npy"
+VECTOR_SCALES = "vectors.scale.npy"
+VECTOR_CODES_MIN_RESPONSES = 500_000
 # 8-bit codes with a scale a row: a quarter of float32's memory (366 MiB at 1M responses
 # instead of 1,465), for a cosine error of about 4e-4 (docs/performance.md, "Sentence vectors
 # in 8 bits").
@@ -100,6 +112,7 @@ class ResponseIndex:
     ann_path: Path | None = None  # the stored approximate neural index, when there is one
     sentence: Int8Rows | np.ndarray | None = None  # (n, dim) sentence vectors (float rows)
     sentence_ann_path: Path | None = None  # their stored approximate index, when there is one
+    codes: Int8Rows | None = None  # ``vectors`` in 8 bits, when stored (with an ANN index)
 
     def __post_init__(self) -> None:
         if self.lexical is not None and self.postings is None:
@@ -122,6 +135,12 @@ class ResponseIndex:
     @property
     def dim(self) -> int:
         return int(self.vectors.shape[1])
+
+    @property
+    def rescoring_vectors(self) -> Int8Rows | np.ndarray:
+        """What candidates' neural scores are read from, a few rows at a time: the 8-bit
+        codes when stored, else the vectors. Exact search reads ``vectors``."""
+        return self.codes if self.codes is not None else self.vectors
 
     @functools.cached_property
     def sentence_search(self) -> SearchBackend:
@@ -156,6 +175,7 @@ def save_index(
     ann: bool | None = None,
     progress: bool = False,
     sentence: np.ndarray | None = None,
+    codes: bool | None = None,
 ) -> Path:
     """Writes an index for ``artifact`` to ``path`` (replacing it) atomically.
 
@@ -174,6 +194,8 @@ def save_index(
         progress: show progress bars.
         sentence: ``(n, dim)`` sentence vectors of ``texts`` by the artifact's sentence
             encoder; required when its score has a semantic part.
+        codes: also write the vectors as 8-bit codes, which serving then re-scores from; by
+            default from :data:`VECTOR_CODES_MIN_RESPONSES` responses up.
     """
     if len(vectors) != len(texts):
         raise ValueError(f"{len(vectors)} vectors but {len(texts)} texts")
@@ -211,12 +233,19 @@ def save_index(
             names += [SENTENCE_CODES, SENTENCE_SCALES]
             sentence_info = {"sentence_model": artifact.sentence_checksum}
             if ann or (ann is None and len(texts) >= ANN_MIN_RESPONSES):
-                sentence_info["sentence_ann"] = build_ivf(sentence, tmp / SENTENCE_ANN)
+                sentence_info["sentence_ann"] = build_ivf(
+                    sentence, tmp / SENTENCE_ANN, dims_per_code=SENTENCE_DIMS_PER_CODE
+                )
                 names.append(SENTENCE_ANN)
         ann_info = None
         if ann or (ann is None and len(texts) >= ANN_MIN_RESPONSES):
             ann_info = build_ivf(vectors, tmp / ANN_FILE, progress=progress)
             names.append(ANN_FILE)
+        if codes or (codes is None and len(texts) >= VECTOR_CODES_MIN_RESPONSES):
+            rows = Int8Rows.quantize(vectors)
+            np.save(tmp / VECTOR_CODES, rows.codes)
+            np.save(tmp / VECTOR_SCALES, rows.scales)
+            names += [VECTOR_CODES, VECTOR_SCALES]
         manifest = {
             "format": FORMAT,
             "model_version": artifact.version,
@@ -281,6 +310,7 @@ def load_index(
     has_normalized = NORMALIZED in listed
     has_postings = all(name in listed for name in POSTINGS_FILES.values())
     has_ann = ANN_FILE in listed
+    code_files = (VECTOR_CODES, VECTOR_SCALES) if VECTOR_CODES in listed else ()
     sentence_files = next((f for f in SENTENCE_LAYOUTS if set(f) <= listed.keys()), ())
     has_sentence = bool(sentence_files)
     has_sentence_ann = has_sentence and SENTENCE_ANN in listed
@@ -300,6 +330,7 @@ def load_index(
         + (NORMALIZED,) * has_normalized
         + tuple(POSTINGS_FILES.values()) * has_postings
         + (ANN_FILE,) * has_ann
+        + code_files
         + sentence_files
         + (SENTENCE_ANN,) * has_sentence_ann
     )
@@ -330,7 +361,11 @@ def load_index(
         raise IndexLoadError(
             f"{path}: postings of {postings.n_words} words, TF-IDF rows of {lexical.shape[1]}"
         )
-    sentence = _load_sentence(path, sentence_files, int(manifest["n"]))
+    n = int(manifest["n"])
+    sentence = _load_int8_or_float(path, sentence_files, n)
+    codes = _load_int8_or_float(path, code_files, n)
+    if codes is not None and codes.shape != vectors.shape:
+        raise IndexLoadError(f"{path}: {VECTOR_CODES} holds {codes.shape}, not {vectors.shape}")
     return ResponseIndex(
         vectors=vectors,
         texts=texts,
@@ -341,12 +376,13 @@ def load_index(
         ann_path=path / ANN_FILE if has_ann else None,
         sentence=sentence,
         sentence_ann_path=path / SENTENCE_ANN if has_sentence_ann else None,
+        codes=codes if isinstance(codes, Int8Rows) else None,
     )
 
 
-def _load_sentence(path: Path, files: tuple[str, ...], n: int) -> Int8Rows | np.ndarray | None:
-    """The sentence vectors, memory-mapped: 8-bit codes and their scales, or an older float
-    layout."""
+def _load_int8_or_float(path: Path, files: tuple[str, ...], n: int) -> Int8Rows | np.ndarray | None:
+    """Rows stored in ``files``, memory-mapped: 8-bit codes and their scales, or (one file)
+    a float layout; ``None`` for no files."""
     if not files:
         return None
     arrays = [np.load(path / name, mmap_mode="r") for name in files]

@@ -44,7 +44,7 @@ def served_search(
     ``gpu``: whether there is one, when known (else TensorFlow is asked)."""
     if backend == "auto" and index.ann_path is not None and not (has_gpu() if gpu is None else gpu):
         return StoredIvfSearch.from_manifest(
-            index.ann_path, index.manifest.get("ann", {}), index.vectors
+            index.ann_path, index.manifest.get("ann", {}), index.rescoring_vectors
         )
     return make_backend("exact" if backend == "auto" else backend, index.vectors)
 

@@ -548,7 +548,7 @@ class Scorer:
             ids, cosine = _fused_candidates(neural_ids, found, rows, context_rows)
             keep = ids >= 0
             owner, flat = np.nonzero(keep)[0], ids[keep]
-            vectors = np.asarray(repository.vectors[flat], dtype=np.float32)
+            vectors = np.asarray(repository.rescoring_vectors[flat], dtype=np.float32)
             neural = np.einsum("md,md->m", vectors, queries[owner])
             semantic = None
             if sentences is not None and repository.sentence is not None:

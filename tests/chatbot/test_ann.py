@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from chatbot.ann import ANN_FILE, StoredIvfSearch, build_ivf
+from chatbot.ann import ANN_FILE, REFINE, StoredIvfSearch, build_ivf
 from chatbot.artifact import load_artifact
 from chatbot.errors import IndexLoadError
-from chatbot.index import load_index, save_index
+from chatbot.index import (
+    VECTOR_CODES,
+    VECTOR_CODES_MIN_RESPONSES,
+    VECTOR_SCALES,
+    load_index,
+    save_index,
+)
 from chatbot.ranker import Ranker
 from tests.helpers import tiny_artifact
 
@@ -31,7 +38,7 @@ def _overlap(found: np.ndarray, exact: np.ndarray) -> float:
 def test_the_stored_index_finds_what_exact_search_finds(tmp_path: Path) -> None:
     vectors = _clustered(2000, 16)
     info = build_ivf(vectors.astype(np.float16), tmp_path / ANN_FILE)
-    assert info == {"kind": "faiss-ivf-pq4fs", "nlist": 51}
+    assert info == {"kind": "faiss-ivf-pq4fs", "nlist": 51, "dims_per_code": 2}
     # Every cell, and deep enough into a cluster of ~100 near-ties that 4-bit codes cannot order.
     search = StoredIvfSearch.from_manifest(tmp_path / ANN_FILE, info, vectors, 51, refine=20)
     queries = vectors[:50]
@@ -44,6 +51,27 @@ def test_the_stored_index_finds_what_exact_search_finds(tmp_path: Path) -> None:
     assert (found[:, 0] == np.arange(50)).mean() >= 0.95  # a stored vector finds itself
     unrefined = StoredIvfSearch(tmp_path / ANN_FILE, nprobe=info["nlist"])
     assert _overlap(unrefined.search(queries, 10)[1], exact) < _overlap(found, exact)
+
+
+def test_coarser_codes_re_score_more_candidates_and_still_find_the_exact_best(
+    tmp_path: Path,
+) -> None:
+    vectors = _clustered(2000, 16)
+    assert build_ivf(vectors, tmp_path / "fine.faiss")["dims_per_code"] == 2
+    coarse = build_ivf(vectors, tmp_path / "coarse.faiss", dims_per_code=4)
+    assert coarse["dims_per_code"] == 4
+    assert (tmp_path / "coarse.faiss").stat().st_size < (tmp_path / "fine.faiss").stat().st_size
+    search = StoredIvfSearch.from_manifest(tmp_path / "coarse.faiss", coarse, vectors, 51)
+    assert search.refine == REFINE[4] > REFINE[2]
+    # An index written before manifests said how coarse its codes were has 2 dimensions each.
+    assert (
+        StoredIvfSearch.from_manifest(tmp_path / "fine.faiss", {"nlist": 51}, vectors).refine == 2
+    )
+    queries = vectors[:50]
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    assert _overlap(search.search(queries, 10)[1], exact) >= 0.8
+    with pytest.raises(ValueError, match="dims_per_code"):
+        build_ivf(vectors, tmp_path / "odd.faiss", dims_per_code=3)
 
 
 def test_a_search_asked_for_more_than_its_cells_hold_pads_with_minus_one(tmp_path: Path) -> None:
@@ -85,6 +113,42 @@ def test_a_large_index_is_served_through_its_stored_ann(tmp_path: Path) -> None:
     assert Ranker.load(tmp_path / "model", tmp_path / "index", "exact").backend.name == "exact"
     hits = ranker.respond([["hello there"]], k=3)[0]
     assert len(hits) == 3 and all(hit.text in texts for hit in hits)
+
+
+def test_serving_from_the_stored_ann_re_scores_from_8_bit_codes(tmp_path: Path) -> None:
+    artifact = load_artifact(tiny_artifact(tmp_path / "model"))
+    texts = [f"hello {i}" for i in range(300)]
+    vectors = np.asarray(artifact.encoder().encode_responses([f"{t} __eou__" for t in texts]))
+    save_index(tmp_path / "index", vectors, texts, artifact, ann=True, codes=True)
+    index = load_index(tmp_path / "index", artifact)
+    assert index.codes is not None and index.rescoring_vectors is index.codes
+    assert {VECTOR_CODES, VECTOR_SCALES} <= index.manifest["files"].keys()
+    rows = index.codes[np.arange(300)]
+    assert np.abs(rows - vectors).max() <= np.abs(vectors).max(axis=1).max() / 254 + 1e-6
+    search = Ranker.load(tmp_path / "model", tmp_path / "index").backend
+    assert isinstance(search, StoredIvfSearch) and search.vectors is not None
+    # The exact search reads the float vectors; below VECTOR_CODES_MIN_RESPONSES no codes.
+    assert Ranker.load(tmp_path / "model", tmp_path / "index", "exact").index.codes is not None
+    save_index(tmp_path / "small", vectors, texts, artifact, ann=True)
+    small = load_index(tmp_path / "small", artifact)
+    assert small.codes is None and small.rescoring_vectors is small.vectors
+    assert len(texts) < VECTOR_CODES_MIN_RESPONSES
+
+
+def test_codes_of_another_shape_are_refused(tmp_path: Path) -> None:
+    from chatbot.files import sha256_file
+
+    artifact = load_artifact(tiny_artifact(tmp_path / "model"))
+    texts = [f"t{i}" for i in range(120)]
+    vectors = np.asarray(artifact.encoder().encode_responses([f"{t} __eou__" for t in texts]))
+    save_index(tmp_path / "index", vectors, texts, artifact, codes=True)
+    codes = tmp_path / "index" / VECTOR_CODES
+    np.save(codes, np.zeros((120, 3), dtype=np.int8))
+    manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
+    manifest["files"][VECTOR_CODES] = sha256_file(codes)
+    (tmp_path / "index" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexLoadError, match=VECTOR_CODES):
+        load_index(tmp_path / "index", artifact)
 
 
 def test_small_indexes_have_none_and_a_damaged_one_is_refused(tmp_path: Path) -> None:

@@ -208,3 +208,27 @@ def _as_float_sentence_index(path: Path, out: Path, dtype: type) -> Path:
     manifest["files"][name] = sha256_file(out / name)
     (out / "manifest.json").write_text(json.dumps(manifest))
     return out
+
+
+def test_a_large_index_searches_its_sentence_vectors_through_coarser_codes(
+    source, tmp_path: Path
+) -> None:
+    from chatbot.ann import REFINE, SENTENCE_DIMS_PER_CODE, StoredIvfSearch
+    from chatbot.index import load_index, save_index
+
+    model = tiny_artifact(tmp_path / "model")
+    export_sentence_encoder(model, source)
+    config = load_artifact(model).config
+    update_config(model, dataclasses.replace(config, semantic_weight=2.0))
+    artifact = load_artifact(model)
+    texts = [f"{TEXTS[i % 4]} number {i}" for i in range(240)]
+    vectors = np.asarray(artifact.encoder().encode_responses([f"{t} __eou__" for t in texts]))
+    sentence = artifact.sentence_encoder.encode(texts)
+    save_index(tmp_path / "index", vectors, texts, artifact, ann=True, sentence=sentence)
+    index = load_index(tmp_path / "index", artifact)
+    assert index.manifest["sentence_ann"]["dims_per_code"] == SENTENCE_DIMS_PER_CODE == 4
+    search = index.sentence_search
+    assert isinstance(search, StoredIvfSearch) and search.refine == REFINE[4]
+    scores, _ = search.search(sentence[:20], 5)
+    exact = np.sort(sentence[:20] @ np.asarray(index.sentence).T, axis=1)[:, ::-1][:, :5]
+    np.testing.assert_allclose(scores, exact, atol=2e-2)  # the best, from 8-bit rows
