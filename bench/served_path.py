@@ -148,6 +148,7 @@ def exact_top(ranker, queries: list[str], k: int = 10) -> list[set[int]]:
             said, last = scorer.sentence.encode_queries(
                 [sentence_text(turns, scorer.sentence.context_turns), turns[-1]]
             )
+            said = scorer.sentence.adapt(said[None])[0]
             semantic, close = np.empty((2, len(index)), dtype=np.float32)
             for start in range(0, len(index), 100_000):
                 block = np.asarray(index.sentence[start : start + 100_000], dtype=np.float32)

@@ -15,7 +15,8 @@ Layout::
     encoder_lite.json   and ``b`` (chatbot.lite, chatbot.lite_export); weights unchanged
     sentence.*          optional: the pretrained sentence encoder of the semantic part
                         (chatbot.sentence, training.sentence); required when config
-                        semantic_weight > 0
+                        semantic_weight > 0; with it, optionally, sentence_adapter.npy
+                        (the context adapter, training.sentence_adapter)
     manifest.json       format, versions, model version string, SHA-256 of every file
 
 Loading checks the manifest before anything else, so a damaged, truncated or mismatched
@@ -28,11 +29,13 @@ from __future__ import annotations
 import datetime as dt
 import platform
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
 
 from chatbot.calibration import UNCALIBRATED, Calibration
 from chatbot.config import ModelConfig
@@ -42,6 +45,7 @@ from chatbot.lexical import TfidfModel
 from chatbot.lite import LITE_INFO, LITE_MODEL, LiteEncoder, read_lite_info
 from chatbot.scoring import Scorer
 from chatbot.sentence import (
+    SENTENCE_ADAPTER,
     SENTENCE_FILES,
     SENTENCE_INFO,
     SENTENCE_MODEL,
@@ -143,8 +147,9 @@ class Artifact:
         info = _load_listed(self.path, self.manifest, SENTENCE_INFO, read_sentence_info)
         if info is None or not self.has_sentence:
             return None
+        adapter = _load_listed(self.path, self.manifest, SENTENCE_ADAPTER, np.load)
         try:
-            return SentenceEncoder(self.path, info)
+            return SentenceEncoder(self.path, info, adapter)
         except (ValueError, RuntimeError, OSError) as exc:  # LiteRT's or tokenizers' words
             raise ArtifactError(f"{self.path}: its sentence encoder does not load ({exc})") from exc
 
@@ -278,18 +283,27 @@ def _rewrite_file(
 
 
 def rewrite_files(
-    path: Path, writers: Mapping[str, Callable[[Path], object]], extra: dict[str, Any] | None = None
+    path: Path,
+    writers: Mapping[str, Callable[[Path], object]],
+    extra: dict[str, Any] | None = None,
+    remove: Collection[str] = (),
 ) -> Path:
     """Adds (or replaces) files of the artifact at ``path`` that do not change its weights,
     atomically: ``writers[name](file)`` writes each; the manifest lists them with their
-    checksums, so the version and the indexes built by the model stay valid."""
+    checksums, so the version and the indexes built by the model stay valid. Optional files
+    named in ``remove`` go (one that is not there is no error)."""
     manifest = read_manifest(path)
+    if set(remove) & {CONFIG, VOCAB, WEIGHTS, MANIFEST}:
+        raise ValueError(f"cannot remove a required file of an artifact: {sorted(remove)}")
     with atomic_dir(path) as tmp:
         shutil.copytree(path, tmp, dirs_exist_ok=True)
+        for name in remove:
+            (tmp / name).unlink(missing_ok=True)
         for name, write in writers.items():
             write(tmp / name)
         written = {name: sha256_file(tmp / name) for name in writers}
-        files = dict(manifest["files"], **written)
+        kept = {k: v for k, v in manifest["files"].items() if k not in remove}
+        files = dict(kept, **written)
         write_json(tmp / MANIFEST, {**manifest, **(extra or {}), "files": files})
     return path
 

@@ -386,7 +386,7 @@ class Scorer:
                 raise ValueError("the raw text must give every context and candidate")
             # Large batches: the encoder shares bulk work among cores (chatbot.sentence).
             s_ctx, s_ctx_idx = encode_unique(
-                said, sentence.encode_queries, 4096, "sentences", progress
+                said, sentence.encode_contexts, 4096, "sentences", progress
             )
             s_cand, s_cand_idx = encode_unique(
                 replies, sentence.encode, 4096, "sentences", progress
@@ -583,7 +583,8 @@ class Scorer:
         with times.stage("sentence encode"):
             # One call for both: a one-turn context is its last turn, encoded once.
             vectors, where = encode_unique([*texts, *lasts], self.sentence.encode_queries, 1024)
-        sentences, last_sentences = vectors[where[: len(texts)]], vectors[where[len(texts) :]]
+        sentences = self.sentence.adapt(vectors[where[: len(texts)]])
+        last_sentences = vectors[where[len(texts) :]]
         depth = min(len(repository), self.semantic_depth)
         if depth == 0:
             none = np.empty((len(contexts), 0), dtype=np.int64)

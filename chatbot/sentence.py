@@ -16,6 +16,13 @@ An artifact holds, listed with checksums in its manifest::
     sentence.tflite          the network, dynamic-range int8 weights, one text per call
     sentence_tokenizer.json  its WordPiece tokenizer (Hugging Face ``tokenizers``)
     sentence.json            vector size, token caps, turns read, where it came from
+    sentence_adapter.npy     optional: a (dim, dim) matrix W that maps a context's vector
+                             c to c + cW (then unit length), learnt from the bot's own
+                             (context, reply) pairs (:mod:`training.sentence_adapter`)
+
+The pretrained encoder places a question nearest to other questions like it; the adapter
+moves a context towards the replies that answer such contexts. Replies, the last turn (for
+the semantic echo rule) and the index's vectors are not mapped, so an index stays valid.
 
 Example:
     >>> sentence_text(["how do i", "what card?", "an nvidia one", "the driver fails"], 3)
@@ -39,6 +46,7 @@ SENTENCE_MODEL = "sentence.tflite"
 SENTENCE_TOKENIZER = "sentence_tokenizer.json"
 SENTENCE_INFO = "sentence.json"
 SENTENCE_FILES = (SENTENCE_MODEL, SENTENCE_TOKENIZER, SENTENCE_INFO)
+SENTENCE_ADAPTER = "sentence_adapter.npy"  # optional
 # Tokens read of a reply. The model was trained on 128 and is served on up to 256; 128 bounds
 # a long paste's cost.
 MAX_TOKENS = 128
@@ -58,6 +66,20 @@ BULK_TEXTS = 256
 def sentence_text(turns: Sequence[str], context_turns: int = CONTEXT_TURNS) -> str:
     """What the sentence encoder reads of a context: its last ``context_turns`` turns."""
     return " ".join(t.strip() for t in turns[-context_turns:] if t.strip())
+
+
+def adapt_vectors(vectors: np.ndarray, adapter: np.ndarray | None) -> np.ndarray:
+    """``vectors + vectors @ adapter``, each row of unit length; ``vectors`` for no adapter.
+
+    Example:
+        >>> adapt_vectors(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0], [0.0, 0.0]]))
+        array([[0.70710678, 0.70710678]])
+    """
+    if adapter is None:
+        return vectors
+    mapped = vectors + vectors @ adapter
+    norms = np.linalg.norm(mapped, axis=1, keepdims=True)
+    return mapped / np.where(norms > 0, norms, 1.0)
 
 
 def read_sentence_info(path: Path) -> dict[str, Any]:
@@ -83,15 +105,21 @@ class SentenceEncoder:
     Args:
         folder: the artifact holding :data:`SENTENCE_FILES`.
         info: its ``sentence.json``.
+        adapter: the context adapter W, ``(dim, dim)``, or ``None``.
     """
 
-    def __init__(self, folder: Path, info: dict[str, Any]) -> None:
+    def __init__(
+        self, folder: Path, info: dict[str, Any], adapter: np.ndarray | None = None
+    ) -> None:
         from tokenizers import Tokenizer
 
         self.model_file = folder / SENTENCE_MODEL
         self.dim = int(info["dim"])
         self.context_turns = int(info["context_turns"])
         self.source = str(info["source"])
+        if adapter is not None and adapter.shape != (self.dim, self.dim):
+            raise ValueError(f"an adapter of shape {adapter.shape} for vectors of {self.dim}")
+        self.adapter = None if adapter is None else np.asarray(adapter, dtype=np.float32)
         self.tokenizer = Tokenizer.from_file(str(folder / SENTENCE_TOKENIZER))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(int(info["max_tokens"]))
@@ -115,6 +143,17 @@ class SentenceEncoder:
     ) -> np.ndarray:
         """The sentence vectors of queries (contexts, last turns), read from their end."""
         return self.encode(texts, threads, progress, query=True)
+
+    def encode_contexts(
+        self, texts: Sequence[str], threads: int | None = None, progress: bool = False
+    ) -> np.ndarray:
+        """The vectors a context is scored with: :meth:`encode_queries`, then :meth:`adapt`."""
+        return self.adapt(self.encode_queries(texts, threads, progress))
+
+    def adapt(self, vectors: np.ndarray) -> np.ndarray:
+        """Contexts' query vectors as the semantic score reads them: mapped by the adapter
+        (``v + vW``, unit length again) when the artifact has one, else unchanged."""
+        return adapt_vectors(vectors, self.adapter)
 
     def encode(
         self,

@@ -66,6 +66,8 @@ class Recipe:
         test_sets: ``data dir -> test sets``, evaluated once the model is final.
         responses: the file in the data folder that the response index is built from.
         word_vectors: start from word2vec vectors trained on ``data/sentences.txt``.
+        context_adapter: fit the sentence encoder's context adapter on the data build's
+            ``pairs.raw.jsonl`` (:mod:`training.sentence_adapter`).
     """
 
     name: str
@@ -75,6 +77,7 @@ class Recipe:
     test_sets: Callable[[Path], list[TestSet]]
     responses: str
     word_vectors: bool = False
+    context_adapter: bool = False
 
 
 @dataclass(frozen=True)
@@ -255,6 +258,19 @@ def _configs(preset: str, options: PipelineOptions) -> tuple[ModelConfig, TrainC
     return model_config, train_config
 
 
+def _pairs(paths: Paths, recipe: Recipe) -> Path | None:
+    """The training pairs the recipe's context adapter is fitted on, when it has one and the
+    data build wrote them (data built before they were written has none)."""
+    from training.sentence_adapter import PAIRS
+
+    if not recipe.context_adapter:
+        return None
+    if not (paths.data / PAIRS).is_file():
+        log.warning("%s: not found (data built before), so no context adapter", paths.data / PAIRS)
+        return None
+    return paths.data / PAIRS
+
+
 def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
     """Runs every step of ``recipe`` (keeping the outputs ``options.reuse`` allows).
 
@@ -307,7 +323,7 @@ def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
         if due("semantic", paths.model / SENTENCE_INFO):
             log.info("step 3/5: the semantic part (%s)", options.sentence)
             report["semantic"] = add_semantic(
-                paths.model, options.sentence, recipe.valid_sets(paths.data)
+                paths.model, options.sentence, recipe.valid_sets(paths.data), _pairs(paths, recipe)
             )
     elif options.sentence is not None:
         log.warning("the semantic part is served beside the lexical one: left out with it")

@@ -68,8 +68,15 @@ def read_raw_text(csv_path: str | Path) -> list[RawText] | None:
         DataError: a line that is not such an object (file and line named).
     """
     path = raw_text_path(csv_path)
-    if not path.is_file():
-        return None
+    return read_raw_file(path) if path.is_file() else None
+
+
+def read_raw_file(path: Path) -> list[RawText]:
+    """The rows of a raw-text file (a sidecar, or a data build's training pairs).
+
+    Raises:
+        DataError: a line that is not such an object (file and line named).
+    """
     with path.open(encoding="utf-8") as f:
         return [_parse(path, number, line) for number, line in enumerate(f, 1)]
 

@@ -136,4 +136,5 @@ def ubuntu_recipe(
         ],
         responses=RESPONSES,
         word_vectors=True,
+        context_adapter=True,
     )

@@ -414,7 +414,7 @@ def _sentences(scorer: Scorer, index: ResponseIndex, job: _Job) -> _Sentences | 
     if index.sentence is None:
         raise ValueError("the model's semantic part needs an index with sentence vectors")
     turns: Sequence[Sequence[str]] = job.raw_turns or [split_turns(c) for c in job.contexts]
-    contexts = sentence.encode_queries([sentence_text(t, sentence.context_turns) for t in turns])
+    contexts = sentence.encode_contexts([sentence_text(t, sentence.context_turns) for t in turns])
     last_turns = [sentence_text(t, 1) for t in turns]
     truths = np.empty((len(job.truths), index.sentence.shape[1]), dtype=np.float32)
     held = [i for i, dup in enumerate(job.duplicates) if len(dup)]

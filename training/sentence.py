@@ -33,6 +33,7 @@ from chatbot.sentence import (
     CONTEXT_TOKENS,
     CONTEXT_TURNS,
     MAX_TOKENS,
+    SENTENCE_ADAPTER,
     SENTENCE_INFO,
     SENTENCE_MODEL,
     SENTENCE_TOKENIZER,
@@ -164,7 +165,8 @@ def convert_sentence_encoder(source: Path, out: Path, int8: bool = True) -> int:
 
 def export_sentence_encoder(model_dir: Path, source: Path, int8: bool = True) -> dict[str, Any]:
     """Adds ``source``'s sentence encoder to the artifact at ``model_dir`` (weights unchanged,
-    so its version and indexes stay valid); returns its ``sentence.json``."""
+    so its version and indexes stay valid; a context adapter fitted to the encoder it
+    replaces is removed); returns its ``sentence.json``."""
     import tempfile
 
     from chatbot.artifact import rewrite_files
@@ -188,6 +190,7 @@ def export_sentence_encoder(model_dir: Path, source: Path, int8: bool = True) ->
                 SENTENCE_TOKENIZER: lambda p: p.write_text(tokenizer),
                 SENTENCE_INFO: lambda p: p.write_text(json.dumps(info, indent=2) + "\n"),
             },
+            remove=(SENTENCE_ADAPTER,),
         )
     return info
 
@@ -214,17 +217,25 @@ def tune_semantic_weight(
     return best["weight"], table
 
 
-def add_semantic(model_dir: Path, source: Path, valid_sets: Mapping[str, Path]) -> dict[str, Any]:
-    """Converts ``source`` into the artifact at ``model_dir``, chooses its weight on
-    ``valid_sets`` (1-in-10 rows) and saves it in the config.
+def add_semantic(
+    model_dir: Path,
+    source: Path,
+    valid_sets: Mapping[str, Path],
+    pairs: Path | None = None,
+) -> dict[str, Any]:
+    """Converts ``source`` into the artifact at ``model_dir``, fits its context adapter on
+    the training ``pairs`` when given (:mod:`training.sentence_adapter`), chooses its weight
+    on ``valid_sets`` (1-in-10 rows) and saves it in the config.
 
     Returns:
-        ``{"semantic_weight", "sentence", "sets", "grid"}``.
+        ``{"semantic_weight", "sentence", "sets", "grid"}``, and ``"adapter"`` with pairs.
     """
     from chatbot.artifact import load_artifact, update_config
+    from training.sentence_adapter import add_adapter
 
     log.info("converting the sentence encoder in %s for LiteRT", source)
     info = export_sentence_encoder(model_dir, source)
+    adapter = add_adapter(model_dir, pairs) if pairs is not None else None
     artifact = load_artifact(model_dir)
     scorer = artifact.scorer(jit_compile=False)
     present = {k: p for k, p in valid_sets.items() if p.is_file()}
@@ -239,6 +250,8 @@ def add_semantic(model_dir: Path, source: Path, valid_sets: Mapping[str, Path]) 
     weight, table = tune_semantic_weight(parts, lexical_weight)
     log.info("semantic part: semantic_weight %g on %s", weight, ", ".join(present))
     tuning = {"semantic_weight": weight, "sentence": info, "sets": list(present), "grid": table}
+    if adapter is not None:
+        tuning["adapter"] = adapter
     update_config(
         model_dir,
         dataclasses.replace(artifact.config, semantic_weight=weight),

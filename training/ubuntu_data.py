@@ -8,7 +8,9 @@ and the latest dialogues (``valid_from``/``test_from``) become held-out 1-in-10 
 **every** (context, next turn) pair of the training dialogues (the data is small, so sampling
 one context length per dialogue as the UDC generator does would waste most of it), plus the
 official UDC v2 training-layout sample files, shuffled with the seed. ``sentences.txt`` holds
-every distinct training utterance: the word-vector corpus.
+every distinct training utterance: the word-vector corpus. ``pairs.raw.jsonl`` holds a sample
+of the training pairs as people wrote them, for the sentence encoder's context adapter
+(:mod:`training.sentence_adapter`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from training.dialogue import Dialogue
 from training.errors import BadRowCounter
 from training.pairs import dialogue_pairs, hard_negative_rows
 from training.repository import RepositoryOptions, write_repository
+from training.sentence_adapter import PAIRS, write_training_pairs
 from training.sources.registry import SOURCES
 from training.sources.udc_csv import read_train_rows
 
@@ -100,6 +103,7 @@ class DataSummary:
     official_pairs: int  # rows of the official training-layout samples
     eval_rows: dict[str, int]
     responses: int  # in the repository file
+    adapter_pairs: int  # raw training pairs for the context adapter (pairs.raw.jsonl)
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -173,6 +177,7 @@ def build_ubuntu_data(
     )
     counts = write_dataset(out_dir, splits, texts, build, train_rows=rows)
     _write_sentences(out_dir / "sentences.txt", splits["train"], texts, official_train)
+    adapter_pairs = write_training_pairs(out_dir / PAIRS, splits["train"], options.seed)
     responses = write_repository(
         out_dir / RESPONSES, splits["train"], texts, repository or RepositoryOptions()
     )
@@ -186,6 +191,7 @@ def build_ubuntu_data(
         official_pairs=len(rows) - n_pairs - n_negatives,
         eval_rows={name: counts[name] for name in ("valid", "test")},
         responses=responses,
+        adapter_pairs=adapter_pairs,
         seconds=time.monotonic() - start,
     )
     return summary

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from chatbot.scoring import ScoreParts
+from chatbot.sentence import SENTENCE_ADAPTER
 from chatbot.text import Normalizer
+from tests.helpers import tiny_sentence_source
 from training.build import TurnTexts, split_dialogues
 from training.dialogue import Dialogue
 from training.embeddings import train_word2vec
@@ -22,6 +24,7 @@ from training.hybrid import tune_lexical_weight
 from training.pairs import dialogue_pairs
 from training.pipeline import PipelineOptions, run_pipeline
 from training.recipes import ubuntu_recipe
+from training.sentence_adapter import PAIRS
 from training.shared_data import shared_data_dir
 from training.sources.registry import SOURCES
 from training.sources.udc_csv import EVAL_HEADER, TRAIN_HEADER, read_eval_rows, read_train_rows
@@ -168,12 +171,16 @@ def test_build_splits_by_time_and_leaves_out_the_official_period(fake_shared, tm
     text = (tmp_path / "train.csv").read_text() + (tmp_path / "sentences.txt").read_text()
     assert not any(nick in text for nick in held_out)
     assert "user0x0" not in text  # the "nick:" address prefix is removed, as in UDC
+    # The context adapter's pairs: every training pair (fewer than ADAPTER_PAIRS), raw.
+    pairs = (tmp_path / PAIRS).read_text()
+    assert summary.adapter_pairs == summary.train_pairs == len(pairs.splitlines())
+    assert not any(nick in pairs for nick in held_out)
     # The same seed gives the same files.
     again = tmp_path / "again"
     build_ubuntu_data(
         dialogues, again, DataOptions(), official_train=official, normalization="tokenize"
     )
-    for name in ("train.csv", "valid.csv", "test.csv"):
+    for name in ("train.csv", "valid.csv", "test.csv", PAIRS):
         assert (again / name).read_bytes() == (tmp_path / name).read_bytes()
 
 
@@ -207,8 +214,12 @@ def test_pipeline_end_to_end(fake_shared, tmp_path):
 
     out = tmp_path / "ubuntu"
     recipe = ubuntu_recipe(fake_shared, preset="tiny")
-    report = run_pipeline(recipe, PipelineOptions(out, max_steps=20))
+    sentence = tiny_sentence_source(tmp_path / "sentence")
+    report = run_pipeline(recipe, PipelineOptions(out, max_steps=20, sentence=sentence))
     artifact = load_artifact(out / "model")
+    # The context adapter is fitted in the semantic step: on this slice's 70 pairs, too few.
+    assert report["semantic"]["adapter"] == {"pairs": 70, "pass_kept": 0}
+    assert SENTENCE_ADAPTER not in artifact.manifest["files"]
     index = load_index(out / "index", artifact)
     weight = report["hybrid"]["lexical_weight"]
     assert artifact.config.lexical_weight == weight
