@@ -68,6 +68,7 @@ from chatbot.scoring import RANK_STAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("normalise", *RANK_STAGES)  # normalise: in the request handler
+SLOW_S = 0.5  # a bucket bound of the service's latency histograms (service/metrics.py)
 GOAL_P99_1_MS, GOAL_P99_32_MS, GOAL_SCALING, GOAL_MEMORY_GB = 60.0, 500.0, 4.0, 2.5
 
 
@@ -177,9 +178,17 @@ class Server:
     def counters(self) -> dict[str, float]:
         """Model calls, contexts, answered requests and stage seconds so far (all workers)."""
         out: dict[str, float] = {"calls": 0.0, "contexts": 0.0, "answered": 0.0}
+        # How many requests (in the handler) and model calls took up to SLOW_S, to tell a
+        # slow answer from a wait before the handler (accepting, the event loop).
+        out["answered fast"] = out["calls fast"] = 0.0
+        slow = f'le="{SLOW_S}"'
         for line in get(f"{self.url}/metrics")[1].splitlines():
             name, _, value = line.rpartition(" ")
-            if name == "chatbot_batch_size_count":
+            if name.startswith("chatbot_request_seconds_bucket{") and slow in name:
+                out["answered fast"] += float(value) if 'route="/respond"' in name else 0.0
+            elif name.startswith("chatbot_model_seconds_bucket{") and slow in name:
+                out["calls fast"] = float(value)
+            elif name == "chatbot_batch_size_count":
                 out["calls"] = float(value)
             elif name == "chatbot_batch_size_sum":
                 out["contexts"] = float(value)
@@ -361,6 +370,9 @@ def report(n: int, variant: str, clients: int, r: int, result: Phase, delta: dic
         f"= {result.ok / result.wall_s:.1f} req/s; p50 {result.p50_ms:.1f} ms, p99 "
         f"{result.p99_ms:.1f} ms | {delta['calls']:.0f} model calls, mean batch "
         f"{delta['contexts'] / calls:.1f}; mean ms per stage: {stages}"
+        + f" | over {1000 * SLOW_S:.0f} ms in the handler: "
+        f"{delta['answered'] - delta['answered fast']:.0f} requests, "
+        f"{delta['calls'] - delta['calls fast']:.0f} model calls"
         + (f" | connections per worker {result.spread}" if result.spread else ""),
         flush=True,
     )

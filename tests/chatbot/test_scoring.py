@@ -234,7 +234,10 @@ class _BagOfWordsSentences:
                 out[i] += self.table.get(word, 0.0)
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
-    encode_queries = encode
+    encode_queries = encode_contexts = encode
+
+    def adapt(self, vectors: np.ndarray) -> np.ndarray:
+        return vectors  # no context adapter
 
 
 @pytest.fixture(scope="module")

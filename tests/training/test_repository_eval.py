@@ -154,7 +154,10 @@ class Synonyms:
         out = np.array([[ws.count(v) for v in VOCAB] for ws in words], dtype=np.float32) + 0.1
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
-    encode_queries = encode
+    encode_queries = encode_contexts = encode
+
+    def adapt(self, vectors: np.ndarray) -> np.ndarray:
+        return vectors  # no context adapter
 
 
 def _semantic_repository() -> tuple[ResponseIndex, Scorer, Synonyms]:
