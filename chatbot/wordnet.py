@@ -1,45 +1,46 @@
-"""Locates WordNet 3.0 data for the verb lemmatiser of the ``udc`` normalisation.
+"""The verb lemmatiser of the ``udc`` normalisation: WordNet 3.0's morphy, for verbs only.
 
-``nltk.download`` cannot reach its server on many machines, so the data is looked for, in
-order, in ``$CHATBOT_WORDNET_DIR``, in NLTK's own data path, and in Debian's ``wordnet-base``
-package (``/usr/share/wordnet``). NLTK's reader also wants a ``lexnames`` file, which
-Debian does not ship; it is the fixed list of lexicographer files of lexnames(5), so it is
-written next to links to the Debian files in a cache folder.
+The UDC v2 recipe lemmatises each token as a verb (NLTK's ``lemmatize(word, pos='v')``).
+That needs two WordNet files: the verbs' lemmas (``index.verb``) and their irregular forms
+(``verb.exc``). NLTK's reader loads the whole database into Python objects first, 160 MiB
+in every process that normalises (each serving worker), so :class:`VerbMorphy` reads just
+those two files (a few MiB) and applies NLTK 3.10's morphy rules for verbs, with the same
+results (``tests/chatbot/test_wordnet.py`` compares the two on every verb form).
+
+The data is looked for, in order, in ``$CHATBOT_WORDNET_DIR``, in NLTK's own data path
+(``corpora/wordnet``), and in Debian's ``wordnet-base`` package (``/usr/share/wordnet``).
+
+Example:
+    >>> morphy = VerbMorphy({"run", "install", "be"}, {"ran": ["run"], "is": ["be"]})
+    >>> [morphy.lemma(w) for w in ("runs", "installed", "is", "ran", "tables")]
+    ['run', 'install', 'be', 'run', 'tables']
 """
 
 from __future__ import annotations
 
 import functools
 import os
-import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 from chatbot.errors import ChatbotError
 
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
-_REQUIRED = ("index.verb", "verb.exc", "data.verb")
-
-# lexnames(5): file number -> lexicographer file name; the third column is the syntactic
-# category (1 noun, 2 verb, 3 adjective, 4 adverb).
-_NOUN_FILES = (
-    "Tops act animal artifact attribute body cognition communication event feeling food group "
-    "location motive object person phenomenon plant possession process quantity relation shape "
-    "state substance time"
+VERB_INDEX = "index.verb"
+VERB_EXCEPTIONS = "verb.exc"
+_REQUIRED = (VERB_INDEX, VERB_EXCEPTIONS)
+# NLTK's MORPHOLOGICAL_SUBSTITUTIONS for verbs, in its order (the order decides ties).
+VERB_SUFFIXES = (
+    ("s", ""),
+    ("ies", "y"),
+    ("es", "e"),
+    ("es", ""),
+    ("ed", "e"),
+    ("ed", ""),
+    ("ing", "e"),
+    ("ing", ""),
 )
-_VERB_FILES = (
-    "body change cognition communication competition consumption contact creation emotion "
-    "motion perception possession social stative weather"
-)
-_LEXNAMES = [
-    "adj.all",
-    "adj.pert",
-    "adv.all",
-    *(f"noun.{n}" for n in _NOUN_FILES.split(" ")),
-    *(f"verb.{n}" for n in _VERB_FILES.split(" ")),
-    "adj.ppl",
-]
-_CATEGORY = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
+LEMMA_CACHE_SIZE = 200_000  # distinct words whose lemma is remembered
 
 MISSING_HELP = (
     "the 'udc' normalisation lemmatises with WordNet 3.0, and no WordNet data was found. "
@@ -53,6 +54,48 @@ class WordNetMissingError(ChatbotError, RuntimeError):
     """No WordNet data could be found."""
 
 
+class VerbMorphy:
+    """WordNet's morphy for verbs: a word's base forms that are verbs.
+
+    Args:
+        verbs: the verbs' lemmas (``index.verb``).
+        exceptions: irregular forms and their bases (``verb.exc``).
+    """
+
+    def __init__(self, verbs: Collection[str], exceptions: Mapping[str, list[str]]) -> None:
+        self.verbs = frozenset(verbs)
+        self.exceptions = dict(exceptions)
+
+    @classmethod
+    def read(cls, folder: Path) -> VerbMorphy:
+        """The lemmatiser of the WordNet data in ``folder``."""
+        with (folder / VERB_INDEX).open(encoding="utf-8") as f:
+            # Lines starting with a space are the licence; a lemma line starts with it.
+            verbs = [line.split(" ", 1)[0] for line in f if not line.startswith(" ")]
+        exceptions = {}
+        with (folder / VERB_EXCEPTIONS).open(encoding="utf-8") as f:
+            for line in f:
+                terms = line.split()
+                if terms:
+                    exceptions[terms[0]] = terms[1:]
+        return cls(verbs, exceptions)
+
+    def bases(self, word: str) -> list[str]:
+        """NLTK's ``_morphy(word, "v")``: the word itself and its irregular bases, or else
+        what each suffix rule makes of it, those that are verbs, first seen first."""
+        if word in self.exceptions:
+            forms = self.exceptions[word]
+        else:
+            forms = [word[: -len(old)] + new for old, new in VERB_SUFFIXES if word.endswith(old)]
+        return list(dict.fromkeys(f for f in [word, *forms] if f in self.verbs))
+
+    def lemma(self, word: str) -> str:
+        """The shortest base (the first of equal length), or the word itself when none is a
+        verb: NLTK's ``lemmatize(word, pos="v")``."""
+        bases = self.bases(word)
+        return min(bases, key=len) if bases else word
+
+
 def _has_data(folder: Path) -> bool:
     return all((folder / name).is_file() for name in _REQUIRED)
 
@@ -62,42 +105,9 @@ def _nltk_folder() -> Path | None:
 
     for base in nltk.data.path:
         folder = Path(base) / "corpora" / "wordnet"
-        if _has_data(folder) and (folder / "lexnames").is_file():
+        if _has_data(folder):
             return folder
     return None
-
-
-def _cache_root() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "chatbot" / "nltk_data"
-
-
-def _in_nltk_layout(folder: Path) -> Path:
-    """A copy of ``folder`` under an NLTK data root, with a ``lexnames`` file added.
-
-    NLTK only reads corpora below a folder on ``nltk.data.path`` (and resolves links), so
-    the files are copied (about 35 MB, once) rather than linked.
-    """
-    import nltk
-
-    root = _cache_root()
-    cache = root / "corpora" / "wordnet"
-    cache.mkdir(parents=True, exist_ok=True)
-    for src in folder.iterdir():
-        dst = cache / src.name
-        if src.is_file() and not dst.exists():
-            tmp = dst.with_suffix(dst.suffix + ".part")
-            shutil.copyfile(src, tmp)
-            tmp.replace(dst)
-    if str(root) not in nltk.data.path:
-        nltk.data.path.append(str(root))
-    if (cache / "lexnames").is_file():
-        return cache
-    lexnames = "".join(
-        f"{i:02d}\t{name}\t{_CATEGORY[name.split('.')[0]]}\n" for i, name in enumerate(_LEXNAMES)
-    )
-    (cache / "lexnames").write_text(lexnames)
-    return cache
 
 
 def find_wordnet() -> Path:
@@ -109,35 +119,18 @@ def find_wordnet() -> Path:
             raise WordNetMissingError(
                 f"CHATBOT_WORDNET_DIR={configured} lacks {', '.join(_REQUIRED)}. {MISSING_HELP}"
             )
-        return _in_nltk_layout(folder)
+        return folder
     found = _nltk_folder()
     if found is not None:
         return found
     if _has_data(DEBIAN_WORDNET):
-        return _in_nltk_layout(DEBIAN_WORDNET)
+        return DEBIAN_WORDNET
     raise WordNetMissingError(MISSING_HELP)
 
 
 @functools.cache
 def verb_lemmatizer() -> Callable[[str], str]:
-    """``lemma(word)``: WordNet's morphy as a verb, as NLTK's ``lemmatize(word, pos='v')``."""
-    import warnings
-
-    from nltk.corpus.reader.wordnet import WordNetCorpusReader
-
-    class _MorphyReader(WordNetCorpusReader):
-        # The version mapping serves multilingual look-ups only and needs index.sense,
-        # which Debian's wordnet-base lacks; morphy needs neither.
-        def map_wn(self, version: str = "wordnet") -> None:
-            return None
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "multilingual functions not available"
-        reader = _MorphyReader(str(find_wordnet()), None)
-
-    @functools.lru_cache(maxsize=200_000)
-    def lemma(word: str) -> str:
-        lemmas = reader._morphy(word, "v")
-        return min(lemmas, key=len) if lemmas else word
-
-    return lemma
+    """``lemma(word)``: WordNet's morphy as a verb, as NLTK's ``lemmatize(word, pos='v')``;
+    one per process, remembering :data:`LEMMA_CACHE_SIZE` words."""
+    morphy = VerbMorphy.read(find_wordnet())
+    return functools.lru_cache(maxsize=LEMMA_CACHE_SIZE)(morphy.lemma)
