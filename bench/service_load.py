@@ -188,6 +188,8 @@ class Server:
                 out["answered fast"] += float(value) if 'route="/respond"' in name else 0.0
             elif name.startswith("chatbot_model_seconds_bucket{") and slow in name:
                 out["calls fast"] = float(value)
+            elif name == "chatbot_model_seconds_count":  # calls timed (none in flight)
+                out["calls timed"] = float(value)
             elif name == "chatbot_batch_size_count":
                 out["calls"] = float(value)
             elif name == "chatbot_batch_size_sum":
@@ -372,7 +374,7 @@ def report(n: int, variant: str, clients: int, r: int, result: Phase, delta: dic
         f"{delta['contexts'] / calls:.1f}; mean ms per stage: {stages}"
         + f" | over {1000 * SLOW_S:.0f} ms in the handler: "
         f"{delta['answered'] - delta['answered fast']:.0f} requests, "
-        f"{delta['calls'] - delta['calls fast']:.0f} model calls"
+        f"{delta.get('calls timed', 0) - delta['calls fast']:.0f} model calls"
         + (f" | connections per worker {result.spread}" if result.spread else ""),
         flush=True,
     )
