@@ -6,7 +6,8 @@ between bots (where the data comes from, which validation and test sets, which f
 response repository, whether to start from word2vec vectors); :mod:`training.recipes` holds the
 default chitchat bot and the Ubuntu support model. Outputs, under ``out``::
 
-    data/            train.csv, valid.csv, test.csv (+ the repository file, sentences.txt)
+    data/            train.csv, valid.csv, test.csv (+ the repository file, sentences.txt,
+                     the Ubuntu recipe's pairs.raw.jsonl for the context adapter)
     model/           the model artifact (model.work/: checkpoints, TensorBoard logs, curve)
     index/           the response index
     <stem>.json/png  one evaluation per test set: 1 in 10, and against the whole repository
