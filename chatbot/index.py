@@ -225,27 +225,23 @@ def save_index(
             for part, name in LEXICAL.items():
                 np.save(tmp / name, getattr(rows, part))
             names += [*LEXICAL.values(), *Postings.from_rows(rows).save(tmp)]
+        with_ann = ann if ann is not None else len(texts) >= ANN_MIN_RESPONSES
         sentence_info: dict[str, Any] = {}
         if sentence is not None:
-            rows = Int8Rows.quantize(sentence)
-            np.save(tmp / SENTENCE_CODES, rows.codes)
-            np.save(tmp / SENTENCE_SCALES, rows.scales)
-            names += [SENTENCE_CODES, SENTENCE_SCALES]
+            names += _save_int8(tmp, sentence, SENTENCE_CODES, SENTENCE_SCALES)
             sentence_info = {"sentence_model": artifact.sentence_checksum}
-            if ann or (ann is None and len(texts) >= ANN_MIN_RESPONSES):
+            if with_ann:
                 sentence_info["sentence_ann"] = build_ivf(
                     sentence, tmp / SENTENCE_ANN, dims_per_code=SENTENCE_DIMS_PER_CODE
                 )
                 names.append(SENTENCE_ANN)
         ann_info = None
-        if ann or (ann is None and len(texts) >= ANN_MIN_RESPONSES):
+        if with_ann:
             ann_info = build_ivf(vectors, tmp / ANN_FILE, progress=progress)
             names.append(ANN_FILE)
-        if codes or (codes is None and len(texts) >= VECTOR_CODES_MIN_RESPONSES):
-            rows = Int8Rows.quantize(vectors)
-            np.save(tmp / VECTOR_CODES, rows.codes)
-            np.save(tmp / VECTOR_SCALES, rows.scales)
-            names += [VECTOR_CODES, VECTOR_SCALES]
+        with_codes = codes if codes is not None else len(texts) >= VECTOR_CODES_MIN_RESPONSES
+        if with_codes:
+            names += _save_int8(tmp, vectors, VECTOR_CODES, VECTOR_SCALES)
         manifest = {
             "format": FORMAT,
             "model_version": artifact.version,
@@ -262,6 +258,15 @@ def save_index(
         }
         write_json(tmp / MANIFEST, manifest)
     return path
+
+
+def _save_int8(folder: Path, vectors: np.ndarray, codes: str, scales: str) -> list[str]:
+    """Writes ``vectors`` as 8-bit codes and their scales (:class:`Int8Rows`) into ``folder``;
+    returns the two file names."""
+    rows = Int8Rows.quantize(vectors)
+    np.save(folder / codes, rows.codes)
+    np.save(folder / scales, rows.scales)
+    return [codes, scales]
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:

@@ -142,6 +142,19 @@ def sentence_of_normalized(text: str) -> str:
     return " ".join(split_turns(text))
 
 
+def context_sentences(
+    sentence: SentenceEncoder, turns: Sequence[Sequence[str]], batch_size: int = 1024
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each context's sentence vector as the semantic part scores it (its last turns, through
+    the context adapter) and its last turn's (what the semantic echo rule compares a reply
+    with): ``(contexts, last turns)``. One call for both, each distinct text once: a one-turn
+    context is its last turn."""
+    texts = [sentence_text(t, sentence.context_turns) for t in turns]
+    lasts = [sentence_text(t, 1) for t in turns]
+    vectors, where = encode_unique([*texts, *lasts], sentence.encode_queries, batch_size)
+    return sentence.adapt(vectors[where[: len(texts)]]), vectors[where[len(texts) :]]
+
+
 @dataclass(frozen=True)
 class ScoreParts:
     """The parts of the scores of each row's candidates, kept apart.
@@ -578,13 +591,8 @@ class Scorer:
         times = StageTimes()
         search = repository.sentence_search  # checks the index has sentence vectors
         turns = raw_turns if raw_turns is not None else [split_turns(c) for c in contexts]
-        texts = [sentence_text(t, self.sentence.context_turns) for t in turns]
-        lasts = [sentence_text(t, 1) for t in turns]  # the last turn
         with times.stage("sentence encode"):
-            # One call for both: a one-turn context is its last turn, encoded once.
-            vectors, where = encode_unique([*texts, *lasts], self.sentence.encode_queries, 1024)
-        sentences = self.sentence.adapt(vectors[where[: len(texts)]])
-        last_sentences = vectors[where[len(texts) :]]
+            sentences, last_sentences = context_sentences(self.sentence, turns)
         depth = min(len(repository), self.semantic_depth)
         if depth == 0:
             none = np.empty((len(contexts), 0), dtype=np.int64)

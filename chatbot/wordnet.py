@@ -40,7 +40,6 @@ VERB_SUFFIXES = (
     ("ing", "e"),
     ("ing", ""),
 )
-LEMMA_CACHE_SIZE = 200_000  # distinct words whose lemma is remembered
 
 MISSING_HELP = (
     "the 'udc' normalisation lemmatises with WordNet 3.0, and no WordNet data was found. "
@@ -131,6 +130,6 @@ def find_wordnet() -> Path:
 @functools.cache
 def verb_lemmatizer() -> Callable[[str], str]:
     """``lemma(word)``: WordNet's morphy as a verb, as NLTK's ``lemmatize(word, pos='v')``;
-    one per process, remembering :data:`LEMMA_CACHE_SIZE` words."""
-    morphy = VerbMorphy.read(find_wordnet())
-    return functools.lru_cache(maxsize=LEMMA_CACHE_SIZE)(morphy.lemma)
+    one per process. Not memoised here: a :class:`~chatbot.text.Normalizer` remembers each
+    token's stem and lemma together."""
+    return VerbMorphy.read(find_wordnet()).lemma

@@ -38,7 +38,7 @@ from chatbot.lexical import rowwise_dot
 from chatbot.scoring import sentence_of_normalized
 from chatbot.sentence import sentence_text
 from chatbot.text import split_turns
-from training.raw_text import all_raw, raw_arguments
+from training.raw_text import raw_arguments
 from training.repository_eval import ECHO_REPORT_COSINE, SEMANTIC_ECHO_REPORT_COSINE
 from training.sources.udc_csv import read_eval_rows
 
@@ -184,11 +184,10 @@ def tune_echo_cosine(
     scorer.echo_cosine = max(ECHO_GRID) + 1.0  # rules off: every candidate comes back
     scorer.semantic_echo_cosine = max(SEMANTIC_ECHO_GRID) + 1.0
     backend = make_backend("numpy", index.vectors)
-    raws = all_raw(rows)
-    raw_turns = None if raws is None else [r.turns for r in raws]
+    raw_truths = raw_arguments(rows, candidates=1)  # empty unless every row has raw text
+    raw_turns = raw_truths.get("raw_turns")
     ranked = scorer.rank(contexts, last_turns, index, backend, k=2 * DEPTH, raw_turns=raw_turns)
     last_rows = scorer.lexical.transform(last_turns)  # (rows, V)
-    raw_truths = raw_arguments(rows, candidates=1)
     true_scores = scorer.pair_scores(contexts, [[r.response] for r in rows], **raw_truths)[:, 0]
     true_cosines = rowwise_dot(last_rows, scorer.lexical.transform([r.response for r in rows]))
     truths = [
@@ -218,8 +217,8 @@ def tune_echo_cosine(
         turns: Sequence[Sequence[str]] = raw_turns or [split_turns(c) for c in contexts]
         last = scorer.sentence.encode_queries([sentence_text(t, 1) for t in turns])
         said_truths = (
-            [r.candidates[0] for r in raws]
-            if raws is not None
+            [c[0] for c in raw_truths["raw_candidates"]]
+            if raw_truths
             else [sentence_of_normalized(r.response) for r in rows]
         )
         truth_vectors = scorer.sentence.encode(said_truths)

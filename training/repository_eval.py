@@ -45,8 +45,7 @@ from chatbot.calibration import Calibration
 from chatbot.index import ResponseIndex
 from chatbot.lexical import TfidfModel, rowwise_dot
 from chatbot.ranker import served_search
-from chatbot.scoring import Scorer, hybrid_score, sentence_of_normalized
-from chatbot.sentence import sentence_text
+from chatbot.scoring import Scorer, context_sentences, hybrid_score, sentence_of_normalized
 from chatbot.text import EOU, Normalizer, split_turns
 from training.calibration import calibration_report, served_examples
 from training.raw_text import RawText, all_raw
@@ -414,8 +413,7 @@ def _sentences(scorer: Scorer, index: ResponseIndex, job: _Job) -> _Sentences | 
     if index.sentence is None:
         raise ValueError("the model's semantic part needs an index with sentence vectors")
     turns: Sequence[Sequence[str]] = job.raw_turns or [split_turns(c) for c in job.contexts]
-    contexts = sentence.encode_contexts([sentence_text(t, sentence.context_turns) for t in turns])
-    last_turns = [sentence_text(t, 1) for t in turns]
+    contexts, last_turns = context_sentences(sentence, turns)
     truths = np.empty((len(job.truths), index.sentence.shape[1]), dtype=np.float32)
     held = [i for i, dup in enumerate(job.duplicates) if len(dup)]
     missing = [i for i, dup in enumerate(job.duplicates) if len(dup) == 0]
@@ -427,7 +425,7 @@ def _sentences(scorer: Scorer, index: ResponseIndex, job: _Job) -> _Sentences | 
             for i in missing
         ]
         truths[missing] = sentence.encode(said)
-    return _Sentences(contexts, sentence.encode_queries(last_turns), truths)
+    return _Sentences(contexts, last_turns, truths)
 
 
 def _system_score(
