@@ -224,6 +224,8 @@ class TurnTexts:
     def __init__(self, normalizer: Normalizer) -> None:
         self.normalizer = normalizer
         self._cache: dict[Turn, tuple[str, ...]] = {}
+        # A turn recurs in every later context of its dialogue: joined once too.
+        self._joined: dict[Turn, str] = {}
 
     def utterances(self, turn: Turn) -> tuple[str, ...]:
         cached = self._cache.get(turn)
@@ -231,8 +233,14 @@ class TurnTexts:
             cached = self._cache[turn] = tuple(map(self.normalizer.normalize, turn))
         return cached
 
+    def _context_turn(self, turn: Turn) -> str:
+        joined = self._joined.get(turn)
+        if joined is None:
+            joined = self._joined[turn] = join_turns([self.utterances(turn)])
+        return joined
+
     def context(self, turns: Sequence[Turn]) -> str:
-        return join_turns(self.utterances(t) for t in turns)
+        return " ".join(map(self._context_turn, turns))
 
     def response(self, turn: Turn) -> str:
         return join_utterances(self.utterances(turn))
