@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -50,11 +50,6 @@ class Vocab:
         counts: Counter[str] = Counter()
         for tokens in token_lists:
             counts.update(tokens)
-        return cls.from_counts(counts, max_size, min_count)
-
-    @classmethod
-    def from_counts(cls, counts: Mapping[str, int], max_size: int, min_count: int) -> Vocab:
-        """:meth:`build` from word counts."""
         kept = sorted(
             (w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w)
         )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,36 +62,16 @@ class InputOptions:
         return self.positives_only and (self.hard_negatives or bool(self.extra))
 
 
-# Distinct texts the vocabulary pass holds before counting their words (bounds its memory).
-VOCAB_TEXTS = 200_000
-
-
 def build_vocab(train_path: Path, config: ModelConfig, bad: BadRowCounter | None = None) -> Vocab:
     """The vocabulary of a training file (contexts and responses), streamed once."""
-    # A context recurs in each of its rows (the true reply's and every negative's): each
-    # distinct text is split once and its words counted as often as it occurs. The texts
-    # are held at most VOCAB_TEXTS at a time (counts add up, so flushing changes nothing).
-    texts: Counter[str] = Counter()
-    counts: Counter[str] = Counter()
 
-    def flush() -> None:
-        for text, times in texts.items():
-            words = text.split()
-            if times == 1:
-                counts.update(words)
-            else:
-                for word, n in Counter(words).items():
-                    counts[word] += n * times
-        texts.clear()
+    def token_lists() -> Iterator[list[str]]:
+        rows = read_train_rows(train_path, bad)
+        for row in tqdm(rows, desc="vocabulary", unit=" rows", mininterval=2):
+            yield row.context.split()
+            yield row.response.split()
 
-    rows = read_train_rows(train_path, bad)
-    for row in tqdm(rows, desc="vocabulary", unit=" rows", mininterval=2):
-        texts[row.context] += 1
-        texts[row.response] += 1
-        if len(texts) >= VOCAB_TEXTS:
-            flush()
-    flush()
-    return Vocab.from_counts(counts, config.vocab_size, config.min_count)
+    return Vocab.build(token_lists(), config.vocab_size, config.min_count)
 
 
 def _nonempty(ids: np.ndarray) -> np.ndarray:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from chatbot.artifact import load_artifact
 from chatbot.index import save_index
@@ -36,7 +33,6 @@ def build_index(
     limit: int | None = None,
     bad: BadRowCounter | None = None,
     ann: bool | None = None,
-    sentence_vectors: Callable[[Sequence[str], Path], np.ndarray | None] | None = None,
 ) -> IndexSummary:
     """Encodes the distinct responses of ``responses`` with the model at ``model_dir`` into
     an index at ``out`` (written atomically).
@@ -51,9 +47,6 @@ def build_index(
         limit: keep only the first ``limit`` distinct responses.
         bad: skips and counts malformed rows (default: the first one raises).
         ann: also write an approximate neural index (default: for large repositories).
-        sentence_vectors: ``(texts, sentence flatbuffer) -> vectors or None``: the replies'
-            sentence vectors encoded elsewhere
-            (:meth:`training.reply_sentences.ReplyEncoding.vectors`); ``None``: encoded here.
 
     Raises:
         DataError: the file is malformed, or holds no response.
@@ -83,16 +76,10 @@ def build_index(
     # The semantic part reads the replies as they are shown (raw text, when known).
     sentence = None
     if artifact.sentence_encoder is not None:
-        model_file = artifact.sentence_encoder.model_file
-        if sentence_vectors is not None:
-            sentence = sentence_vectors(found.shown, model_file)
-        if sentence is None:
-            log.info(
-                "sentence vectors of %d responses (%s)",
-                len(found),
-                artifact.sentence_encoder.source,
-            )
-            sentence = artifact.sentence_encoder.encode(found.shown, progress=True)
+        log.info(
+            "sentence vectors of %d responses (%s)", len(found), artifact.sentence_encoder.source
+        )
+        sentence = artifact.sentence_encoder.encode(found.shown, progress=True)
     save_index(
         out,
         vectors,

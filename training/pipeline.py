@@ -13,8 +13,6 @@ default chitchat bot and the Ubuntu support model. Outputs, under ``out``::
     <stem>.json/png  one evaluation per test set: 1 in 10, and against the whole repository
                      (<stem>_repository.png)
     report.json      what every step did, with timings
-    sentence.work/   while the pipeline runs: the replies' sentence vectors, encoded in the
-                     background from the data step on (training.reply_sentences)
 
 Example::
 
@@ -31,16 +29,13 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from chatbot.config import ModelConfig
 from chatbot.vocab import Vocab
 from training.train_config import TrainConfig
-
-if TYPE_CHECKING:
-    from training.reply_sentences import ReplyEncoding
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +98,6 @@ class PipelineOptions:
             part, its weight chosen on validation rows; ``None`` leaves it out.
         reuse: steps (of :data:`STEPS`) whose output is kept when it exists already and no
             step before it ran.
-        background_sentences: encode the repository's sentence vectors in the background
-            while the data is built and the model trains (:mod:`training.reply_sentences`);
-            ``False``: in the index step (``bench/first_build.py`` compares the two).
     """
 
     out: Path
@@ -118,7 +110,6 @@ class PipelineOptions:
     lexical: bool = True
     sentence: Path | None = None
     reuse: Collection[str] = field(default_factory=frozenset)
-    background_sentences: bool = True
 
     def __post_init__(self) -> None:
         unknown = set(self.reuse) - set(STEPS)
@@ -147,10 +138,6 @@ class Paths:
     @property
     def index(self) -> Path:
         return self.out / "index"
-
-    @property
-    def sentence_work(self) -> Path:
-        return self.out / "sentence.work"
 
     def csv(self, split: str) -> Path:
         return self.data / f"{split}.csv"
@@ -285,19 +272,49 @@ def _pairs(paths: Paths, recipe: Recipe) -> Path | None:
     return paths.data / PAIRS
 
 
-def _later_steps(
-    paths: Paths,
-    recipe: Recipe,
-    options: PipelineOptions,
-    report: dict[str, Any],
-    timings: dict[str, float],
-    due: Callable[[str, Path], bool],
-    background: ReplyEncoding | None,
-) -> None:
-    """The semantic, index and evaluation steps (``background``: the replies' sentence
-    vectors, when they are being encoded beside the training)."""
+def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
+    """Runs every step of ``recipe`` (keeping the outputs ``options.reuse`` allows).
+
+    Returns:
+        The report, also written to ``out/report.json``.
+    """
     from chatbot.index import MANIFEST
     from training.indexing import build_index
+
+    start = time.monotonic()
+    paths = Paths(options.out)
+    model_config, train_config = _configs(recipe.preset, options)
+    report: dict[str, Any] = {"recipe": recipe.name, "steps": {}}
+    timings: dict[str, float] = {}
+
+    def due(step: str, output: Path) -> bool:
+        # An output is kept only while everything it was made from is kept too.
+        upstream_ran = "ran" in report["steps"].values()
+        if step in options.reuse and output.exists() and not upstream_ran:
+            log.info("%s: reusing %s", step, output)
+            report["steps"][step] = "reused"
+            return False
+        report["steps"][step] = "ran"
+        return True
+
+    tick = time.monotonic()
+    if due("data", paths.data / "summary.json"):
+        log.info("step 1/5: data (%s)", recipe.name)
+        paths.data.mkdir(parents=True, exist_ok=True)
+        summary = dict(recipe.build_data(paths.data, model_config, options.seed))
+        (paths.data / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    report["data"] = json.loads((paths.data / "summary.json").read_text())
+    timings["data"] = time.monotonic() - tick
+
+    tick = time.monotonic()
+    if due("model", paths.model / "manifest.json"):
+        log.info("step 2/5: training the %s preset, then tuning the hybrid", recipe.preset)
+        report.update(train_model(paths, recipe, options, model_config, train_config))
+        from chatbot.lite_export import export_lite
+
+        log.info("converting the encoders for LiteRT (serving without TensorFlow)")
+        export_lite(paths.model)
+    timings["model"] = time.monotonic() - tick
 
     tick = time.monotonic()
     if options.sentence is not None and options.lexical:
@@ -307,11 +324,7 @@ def _later_steps(
         if due("semantic", paths.model / SENTENCE_INFO):
             log.info("step 3/5: the semantic part (%s)", options.sentence)
             report["semantic"] = add_semantic(
-                paths.model,
-                options.sentence,
-                recipe.valid_sets(paths.data),
-                _pairs(paths, recipe),
-                converted=background.converted() if background is not None else None,
+                paths.model, options.sentence, recipe.valid_sets(paths.data), _pairs(paths, recipe)
             )
     elif options.sentence is not None:
         log.warning("the semantic part is served beside the lexical one: left out with it")
@@ -321,10 +334,7 @@ def _later_steps(
     if due("index", paths.index / MANIFEST):
         log.info("step 4/5: encoding the response repository")
         report["index_responses"] = build_index(
-            paths.model,
-            paths.data / recipe.responses,
-            paths.index,
-            sentence_vectors=background.vectors if background is not None else None,
+            paths.model, paths.data / recipe.responses, paths.index
         ).responses
         if options.lexical:
             from training.echo import tune_echo_cosine
@@ -346,74 +356,6 @@ def _later_steps(
         log.info("step 5/5: evaluation")
         report["evaluation"] = evaluate_model(paths, test_sets)
     timings["evaluation"] = time.monotonic() - tick
-
-
-def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
-    """Runs every step of ``recipe`` (keeping the outputs ``options.reuse`` allows).
-
-    Returns:
-        The report, also written to ``out/report.json``.
-    """
-    start = time.monotonic()
-    paths = Paths(options.out)
-    model_config, train_config = _configs(recipe.preset, options)
-    report: dict[str, Any] = {"recipe": recipe.name, "steps": {}}
-    timings: dict[str, float] = {}
-
-    def due(step: str, output: Path) -> bool:
-        # An output is kept only while everything it was made from is kept too.
-        upstream_ran = "ran" in report["steps"].values()
-        if step in options.reuse and output.exists() and not upstream_ran:
-            log.info("%s: reusing %s", step, output)
-            report["steps"][step] = "reused"
-            return False
-        report["steps"][step] = "ran"
-        return True
-
-    def start_background() -> ReplyEncoding | None:
-        # The replies' sentence vectors need neither the model nor its training: encoded in
-        # the background meanwhile (training.reply_sentences).
-        if options.sentence is None or not options.lexical or not options.background_sentences:
-            return None
-        from training.reply_sentences import ReplyEncoding
-
-        job = ReplyEncoding(
-            options.sentence,
-            paths.data / recipe.responses,
-            model_config.normalization,
-            paths.sentence_work,
-        )
-        job.start()
-        return job
-
-    background = None
-    try:
-        tick = time.monotonic()
-        if due("data", paths.data / "summary.json"):
-            log.info("step 1/5: data (%s)", recipe.name)
-            paths.data.mkdir(parents=True, exist_ok=True)
-            # The background job waits for the build's repository, not an earlier one.
-            (paths.data / recipe.responses).unlink(missing_ok=True)
-            background = start_background()
-            summary = dict(recipe.build_data(paths.data, model_config, options.seed))
-            (paths.data / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        report["data"] = json.loads((paths.data / "summary.json").read_text())
-        timings["data"] = time.monotonic() - tick
-
-        tick = time.monotonic()
-        if due("model", paths.model / "manifest.json"):
-            background = background or start_background()
-            log.info("step 2/5: training the %s preset, then tuning the hybrid", recipe.preset)
-            report.update(train_model(paths, recipe, options, model_config, train_config))
-            from chatbot.lite_export import export_lite
-
-            log.info("converting the encoders for LiteRT (serving without TensorFlow)")
-            export_lite(paths.model)
-        timings["model"] = time.monotonic() - tick
-        _later_steps(paths, recipe, options, report, timings, due, background)
-    finally:
-        if background is not None:
-            background.close()
 
     report["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
     report["seconds"] = round(time.monotonic() - start, 1)

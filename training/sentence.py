@@ -23,7 +23,6 @@ import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,6 @@ from chatbot.sentence import (
     CONTEXT_TURNS,
     MAX_TOKENS,
     SENTENCE_ADAPTER,
-    SENTENCE_FILES,
     SENTENCE_INFO,
     SENTENCE_MODEL,
     SENTENCE_TOKENIZER,
@@ -165,49 +163,33 @@ def convert_sentence_encoder(source: Path, out: Path, int8: bool = True) -> int:
     return width
 
 
-def write_sentence_files(folder: Path, source: Path, int8: bool = True) -> dict[str, Any]:
-    """Converts ``source`` into ``folder``'s :data:`SENTENCE_FILES`: the flatbuffer, its
-    tokenizer and, written last (so its presence says the others are complete),
-    ``sentence.json``, which is returned."""
-    dim = convert_sentence_encoder(source, folder / SENTENCE_MODEL, int8)
-    info = {
-        "dim": dim,
-        "max_tokens": MAX_TOKENS,
-        "context_tokens": CONTEXT_TOKENS,
-        "context_turns": CONTEXT_TURNS,
-        "source": source.parent.name if source.name == PACKAGE_FOLDER else source.name,
-        "weights": "int8 dynamic range" if int8 else "float32",
-    }
-    (folder / SENTENCE_TOKENIZER).write_text((source / "tokenizer.json").read_text())
-    staged = folder / f"{SENTENCE_INFO}.part"
-    staged.write_text(json.dumps(info, indent=2) + "\n")
-    staged.replace(folder / SENTENCE_INFO)
-    return info
-
-
-def export_sentence_encoder(
-    model_dir: Path, source: Path, int8: bool = True, converted: Path | None = None
-) -> dict[str, Any]:
+def export_sentence_encoder(model_dir: Path, source: Path, int8: bool = True) -> dict[str, Any]:
     """Adds ``source``'s sentence encoder to the artifact at ``model_dir`` (weights unchanged,
     so its version and indexes stay valid; a context adapter fitted to the encoder it
-    replaces is removed); returns its ``sentence.json``.
-
-    ``converted``: a folder that :func:`write_sentence_files` already wrote from ``source``
-    (:mod:`training.reply_sentences` converts it while the model trains); copied as it is.
-    """
-    import shutil
+    replaces is removed); returns its ``sentence.json``."""
     import tempfile
 
     from chatbot.artifact import rewrite_files
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = converted if converted is not None else Path(tmp)
-        if converted is None:
-            write_sentence_files(folder, source, int8)
-        info = json.loads((folder / SENTENCE_INFO).read_text())
+        flatbuffer = Path(tmp) / SENTENCE_MODEL
+        dim = convert_sentence_encoder(source, flatbuffer, int8)
+        info = {
+            "dim": dim,
+            "max_tokens": MAX_TOKENS,
+            "context_tokens": CONTEXT_TOKENS,
+            "context_turns": CONTEXT_TURNS,
+            "source": source.parent.name if source.name == PACKAGE_FOLDER else source.name,
+            "weights": "int8 dynamic range" if int8 else "float32",
+        }
+        tokenizer = (source / "tokenizer.json").read_text()
         rewrite_files(
             model_dir,
-            {name: partial(shutil.copyfile, folder / name) for name in SENTENCE_FILES},
+            {
+                SENTENCE_MODEL: lambda p: p.write_bytes(flatbuffer.read_bytes()),
+                SENTENCE_TOKENIZER: lambda p: p.write_text(tokenizer),
+                SENTENCE_INFO: lambda p: p.write_text(json.dumps(info, indent=2) + "\n"),
+            },
             remove=(SENTENCE_ADAPTER,),
         )
     return info
@@ -240,12 +222,10 @@ def add_semantic(
     source: Path,
     valid_sets: Mapping[str, Path],
     pairs: Path | None = None,
-    converted: Path | None = None,
 ) -> dict[str, Any]:
-    """Converts ``source`` into the artifact at ``model_dir`` (or copies its ``converted``
-    files, :func:`export_sentence_encoder`), fits its context adapter on the training
-    ``pairs`` when given (:mod:`training.sentence_adapter`), chooses its weight on
-    ``valid_sets`` (1-in-10 rows) and saves it in the config.
+    """Converts ``source`` into the artifact at ``model_dir``, fits its context adapter on
+    the training ``pairs`` when given (:mod:`training.sentence_adapter`), chooses its weight
+    on ``valid_sets`` (1-in-10 rows) and saves it in the config.
 
     Returns:
         ``{"semantic_weight", "sentence", "sets", "grid"}``, and ``"adapter"`` with pairs.
@@ -253,9 +233,8 @@ def add_semantic(
     from chatbot.artifact import load_artifact, update_config
     from training.sentence_adapter import add_adapter
 
-    if converted is None:
-        log.info("converting the sentence encoder in %s for LiteRT", source)
-    info = export_sentence_encoder(model_dir, source, converted=converted)
+    log.info("converting the sentence encoder in %s for LiteRT", source)
+    info = export_sentence_encoder(model_dir, source)
     adapter = add_adapter(model_dir, pairs) if pairs is not None else None
     artifact = load_artifact(model_dir)
     scorer = artifact.scorer(jit_compile=False)

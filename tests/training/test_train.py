@@ -291,30 +291,3 @@ def test_training_with_hard_negatives_from_the_training_file(tmp_path):
     )
     assert result.steps == 20 and np.isfinite(result.history[0]["loss"])
     assert load_artifact(tmp_path / "model").manifest["training"]["steps"] == 20
-
-
-@pytest.mark.parametrize("held", [200_000, 3])
-def test_the_vocabulary_counts_every_rows_words(tmp_path, monkeypatch, held):
-    """Distinct texts are counted once and weighted by how often they occur (flushed every
-    ``held`` texts): the same vocabulary as counting each row's words."""
-    import training.dataset as dataset
-    from chatbot.config import ModelConfig
-    from chatbot.vocab import Vocab
-    from training.sources.udc_csv import TRAIN_HEADER, write_csv
-
-    context = "how do i mount it __eou__ __eot__"
-    rows = [
-        (context, "use mount __eou__", 1),
-        (context, "how do i mount it __eou__", 0),  # the restatement, a hard negative
-        (context, "reboot __eou__", 0),
-        ("it is mounted __eou__ __eot__", "good __eou__", 1),
-    ]
-    path = tmp_path / "train.csv"
-    write_csv(path, TRAIN_HEADER, rows, progress=False)
-    monkeypatch.setattr(dataset, "VOCAB_TEXTS", held)
-    config = ModelConfig(vocab_size=8, min_count=2)
-    expected = Vocab.build((t.split() for r in rows for t in r[:2]), 8, 2)
-    assert dataset.build_vocab(path, config).words == expected.words
-    # "__eou__" 8 times, "it" and "mount" 5, "__eot__", "do", "how" and "i" 4: the cap
-    # keeps 6 words (ties alphabetical).
-    assert expected.words[2:] == ["__eou__", "it", "mount", "__eot__", "do", "how"]
