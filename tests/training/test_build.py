@@ -179,3 +179,20 @@ def test_the_raw_text_must_fit_its_rows(tmp_path: Path) -> None:
     sidecar.write_text('{"turns": [], "candidates": ["a"]}\n')
     with pytest.raises(DataError, match=r"valid\.raw\.jsonl:1: turns: expected a non-empty"):
         list(read_eval_rows(out / "valid.csv"))
+
+
+def test_a_context_is_its_turns_joined_however_often_a_turn_recurs():
+    """Each turn is joined once and reused in every later context: the same text as joining
+    the whole context anew (whitespace inside utterances collapsed, markers in place)."""
+    from chatbot.text import Normalizer, join_turns
+    from training.build import TurnTexts
+
+    texts = TurnTexts(Normalizer("none"))
+    turns = [("hi  there", "any\tone?"), ("yes",), ("my wifi\ndrops",), ("which card?",)]
+    for end in range(1, len(turns) + 1):  # every context of the dialogue, growing
+        expected = join_turns(texts.utterances(t) for t in turns[:end])
+        assert texts.context(turns[:end]) == expected
+    assert texts.context(turns[:2]) == (
+        "hi there __eou__ any one? __eou__ __eot__ yes __eou__ __eot__"
+    )
+    assert texts.context([]) == ""
