@@ -180,7 +180,7 @@ class Server:
         out: dict[str, float] = {"calls": 0.0, "contexts": 0.0, "answered": 0.0}
         # How many requests (in the handler) and model calls took up to SLOW_S, to tell a
         # slow answer from a wait before the handler (accepting, the event loop).
-        out["answered fast"] = out["calls fast"] = 0.0
+        out["answered fast"] = out["calls fast"] = out["calls timed"] = 0.0
         slow = f'le="{SLOW_S}"'
         for line in get(f"{self.url}/metrics")[1].splitlines():
             name, _, value = line.rpartition(" ")
@@ -374,7 +374,7 @@ def report(n: int, variant: str, clients: int, r: int, result: Phase, delta: dic
         f"{delta['contexts'] / calls:.1f}; mean ms per stage: {stages}"
         + f" | over {1000 * SLOW_S:.0f} ms in the handler: "
         f"{delta['answered'] - delta['answered fast']:.0f} requests, "
-        f"{delta.get('calls timed', 0) - delta['calls fast']:.0f} model calls"
+        f"{delta['calls timed'] - delta['calls fast']:.0f} model calls"
         + (f" | connections per worker {result.spread}" if result.spread else ""),
         flush=True,
     )
