@@ -4,13 +4,20 @@ On a CPU the LSTM runs its step loop over every padded position, so each batch s
 examples of similar length: examples are grouped by (context length, response length)
 bucket and padded only to the longest in their batch. Nothing is loaded whole: rows stream
 from the file through a shuffle buffer, so a 1M-row train.csv costs the memory of the buffer.
+
+A pass's encoded examples (token ids, cut to the model's lengths) are kept for the next
+passes while they fit in :data:`EPOCH_CACHE_BYTES`. They are a small part of the file (a
+chitchat context row holds the whole dialogue so far; the model reads its last 48 tokens),
+and parsing and encoding the file again every pass cost about as much CPU as the training
+step itself. A file whose examples do not fit streams every pass, as before.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +34,14 @@ log = logging.getLogger(__name__)
 
 CONTEXT_BOUNDARIES = (24, 48, 80, 120)  # tokens; the last bucket runs to max_context_tokens
 RESPONSE_BOUNDARIES = (12, 24, 48)
+# The most memory one input pipeline spends keeping a pass's encoded examples for the next
+# passes, counted with the overhead below: 42 MiB for the chitchat preset's 60,000 examples,
+# 81 MiB for the Ubuntu preset's 93,149. Past it they are dropped, and every pass streams
+# from the file (a 1M-row UDC file's 500,000 examples would take about 450 MiB).
+EPOCH_CACHE_BYTES = 256 * 1024 * 1024
+_EXAMPLE_OVERHEAD_BYTES = 400  # a tuple of 3-5 NumPy objects, beside their data
+
+Example = tuple[np.ndarray | np.float32, ...]  # one training example's arrays, as batched
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,8 @@ class InputOptions:
             context with no true response anywhere becomes a row of label 0 whose only
             job is to score its negative low (:func:`training.train._losses`).
         seed: shuffling seed.
+        cache_bytes: memory for keeping a pass's encoded examples for the next passes
+            (0: every pass streams from the file).
     """
 
     batch_size: int = 128
@@ -56,6 +73,7 @@ class InputOptions:
     hard_negatives: bool = False
     extra: tuple[Path, ...] = ()
     seed: int = 0
+    cache_bytes: int = EPOCH_CACHE_BYTES
 
     @property
     def uses_hard_negatives(self) -> bool:
@@ -165,7 +183,7 @@ def _encoded_rows(
     shard: tuple[int, int],
     bad: BadRowCounter | None,
     hard: _HardNegatives | None,
-) -> Iterator[tuple[np.ndarray | np.float32, ...]]:
+) -> Iterator[Example]:
     n_shards, shard_id = shard
     rng = np.random.default_rng(options.seed)
     for i, row in enumerate(_rows([train_path, *options.extra], bad)):
@@ -188,8 +206,106 @@ def _encoded_rows(
             yield (*encoded, np.zeros(1, np.int32), np.float32(0), np.float32(1))
 
 
-def _bucket_key(boundaries: tuple[int, ...], length: tf.Tensor) -> tf.Tensor:
-    return tf.reduce_sum(tf.cast(length > tf.constant(boundaries), tf.int64))
+class _EpochCache:
+    """One input pipeline's encoded examples, kept from its first pass for the later ones
+    while they fit in ``budget`` bytes. A pass replays exactly what the file would give:
+    the order, and the hard negative drawn for each row (the draw is seeded per pass).
+
+    Example:
+        >>> cache = _EpochCache(budget=10_000)
+        >>> list(cache.examples(lambda: iter([(np.ones(3, np.int32),)])))[0][0].tolist()
+        [1, 1, 1]
+        >>> cache.complete, list(cache.examples(lambda: iter([])))[0][0].tolist()
+        (True, [1, 1, 1])
+    """
+
+    def __init__(self, budget: int = EPOCH_CACHE_BYTES) -> None:
+        self.budget = budget
+        self.complete = False
+        self._rows: list[Example] | None = None
+        self._bytes = 0
+
+    def examples(self, stream: Callable[[], Iterator[Example]]) -> Iterator[Example]:
+        """One pass: from memory once a whole pass fitted, else from ``stream()``, kept as
+        it goes while it still fits."""
+        if self.complete and self._rows is not None:
+            yield from self._rows
+            return
+        keeping = self.budget > 0
+        self._rows, self._bytes = ([] if keeping else None), 0
+        for example in stream():
+            if self._rows is not None:
+                self._keep(example)
+            yield example
+        self.complete = self._rows is not None
+
+    def _keep(self, example: Example) -> None:
+        assert self._rows is not None
+        self._bytes += _EXAMPLE_OVERHEAD_BYTES + sum(np.asarray(a).nbytes for a in example)
+        if self._bytes > self.budget:
+            log.info("training examples past %d MB: every pass streams", self.budget >> 20)
+            self.budget = 0  # too large: the memory stays flat instead
+            self._rows = None
+        else:
+            self._rows.append(example)
+
+
+def _bucket(length: int, boundaries: tuple[int, ...]) -> int:
+    """How many boundaries ``length`` is above: 0 for the shortest bucket."""
+    return bisect.bisect_left(boundaries, length)
+
+
+def _padded_batch(examples: Sequence[Example], widths: Sequence[int | None]) -> Example:
+    """Examples stacked column by column: token ids right-padded with 0 to ``widths`` (None:
+    the longest in the batch), flags as a float32 vector."""
+    columns: list[np.ndarray | np.float32] = []
+    for column, width in zip(zip(*examples, strict=True), widths, strict=True):
+        if width is None and not isinstance(column[0], np.ndarray):
+            columns.append(np.asarray(column, np.float32))
+            continue
+        out = np.zeros((len(column), width or max(len(ids) for ids in column)), np.int32)
+        for row, ids in zip(out, column, strict=True):
+            row[: len(ids)] = ids
+        columns.append(out)
+    return tuple(columns)
+
+
+def _batches(
+    passes: Callable[[], Iterator[Example]], options: InputOptions, widths: Sequence[int | None]
+) -> Iterator[Example]:
+    """Endless padded batches from endless passes over the examples: a shuffle buffer, then
+    (bucketing) one open batch per (context, response) length bucket, handed out when full.
+
+    This runs in Python, one call into TensorFlow per batch: tf.data's own shuffle and
+    bucketing took a tensor conversion per example, which cost as much CPU as the training
+    step of a small model.
+    """
+    rng = np.random.default_rng(options.seed)
+    buffer: list[Example] = []
+    open_batches: dict[int, list[Example]] = {}
+    n_response_buckets = len(RESPONSE_BOUNDARIES) + 1
+    while True:
+        yielded = False
+        for example in passes():
+            yielded = True
+            buffer.append(example)
+            if len(buffer) < options.shuffle_buffer:
+                continue
+            i = int(rng.integers(len(buffer)))
+            buffer[i], buffer[-1] = buffer[-1], buffer[i]
+            chosen = buffer.pop()
+            key = 0
+            if options.bucketing:
+                context, response = np.shape(chosen[0])[0], np.shape(chosen[1])[0]
+                key = _bucket(context, CONTEXT_BOUNDARIES) * n_response_buckets
+                key += _bucket(response, RESPONSE_BOUNDARIES)
+            batch = open_batches.setdefault(key, [])
+            batch.append(chosen)
+            if len(batch) == options.batch_size:
+                del open_batches[key]
+                yield _padded_batch(batch, widths)
+        if not yielded:  # an empty file: no batches, as an empty dataset gives none
+            return
 
 
 def train_dataset(
@@ -210,36 +326,24 @@ def train_dataset(
         shard: (number of input pipelines, this pipeline's index), for multi-worker training.
         bad: counts skipped rows under ``--skip-bad-rows`` (raises otherwise).
     """
-    ids, flag = tf.TensorSpec((None,), tf.int32), tf.TensorSpec((), tf.float32)
+    ids, flag = tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None,), tf.float32)
     hard = options.uses_hard_negatives
     signature = (ids, ids, ids, flag, flag) if hard else (ids, ids, flag)
     negatives = _HardNegatives.read(train_path, vocab, config, options) if hard else None
+    cache = _EpochCache(options.cache_bytes)
+
+    def one_pass() -> Iterator[Example]:
+        return cache.examples(
+            lambda: _encoded_rows(train_path, vocab, config, options, shard, bad, negatives)
+        )
+
+    widths: tuple[int | None, ...] = (None, None, *((None, None) if hard else ()), None)
+    if not options.bucketing:
+        lengths = (config.max_context_tokens, config.max_response_tokens)
+        widths = (*lengths, *((config.max_response_tokens, None) if hard else ()), None)
     ds = tf.data.Dataset.from_generator(
-        lambda: _encoded_rows(train_path, vocab, config, options, shard, bad, negatives),
-        output_signature=signature,
+        lambda: _batches(one_pass, options, widths), output_signature=signature
     )
-    ds = ds.repeat().shuffle(options.shuffle_buffer, seed=options.seed)
-    batch = options.batch_size
-    if options.bucketing:
-        n_response_buckets = len(RESPONSE_BOUNDARIES) + 1
-
-        def key(c: tf.Tensor, r: tf.Tensor, *_: tf.Tensor) -> tf.Tensor:
-            ck = _bucket_key(CONTEXT_BOUNDARIES, tf.size(c))
-            return ck * n_response_buckets + _bucket_key(RESPONSE_BOUNDARIES, tf.size(r))
-
-        ds = ds.group_by_window(
-            key_func=key,
-            reduce_func=lambda _, window: window.padded_batch(batch, drop_remainder=True),
-            window_size=batch,
-        )
-    else:
-        shapes: tuple[list[int], ...] = (
-            [config.max_context_tokens],
-            [config.max_response_tokens],
-            *(([config.max_response_tokens], []) if hard else ()),
-            [],
-        )
-        ds = ds.padded_batch(batch, padded_shapes=shapes, drop_remainder=True)
     if hard:
         return ds.map(lambda c, r, h, has, y: ((c, r, h, has), y)).prefetch(tf.data.AUTOTUNE)
     return ds.map(lambda c, r, y: ((c, r), y)).prefetch(tf.data.AUTOTUNE)
