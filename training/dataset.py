@@ -40,6 +40,9 @@ RESPONSE_BOUNDARIES = (12, 24, 48)
 # from the file (a 1M-row UDC file's 500,000 examples would take about 450 MiB).
 EPOCH_CACHE_BYTES = 256 * 1024 * 1024
 _EXAMPLE_OVERHEAD_BYTES = 400  # a tuple of 3-5 NumPy objects, beside their data
+# Once this share of the files is read, the first pass's memory is projected to the whole
+# pass, so that a file too large to keep is found out early and its memory stays flat.
+_PROJECT_AFTER = 0.02
 
 Example = tuple[np.ndarray | np.float32, ...]  # one training example's arrays, as batched
 
@@ -175,6 +178,18 @@ class _HardNegatives:
         return cls(table, orphans)
 
 
+@dataclass
+class _PassProgress:
+    """How far a pass over the training files is: the characters of the rows read so far,
+    against the files' bytes (text is mostly one byte a character)."""
+
+    total: int
+    read: int = 0
+
+    def fraction(self) -> float:
+        return self.read / self.total if self.total else 1.0
+
+
 def _encoded_rows(
     train_path: Path,
     vocab: Vocab,
@@ -183,10 +198,15 @@ def _encoded_rows(
     shard: tuple[int, int],
     bad: BadRowCounter | None,
     hard: _HardNegatives | None,
+    progress: _PassProgress | None = None,
 ) -> Iterator[Example]:
     n_shards, shard_id = shard
     rng = np.random.default_rng(options.seed)
+    if progress is not None:
+        progress.read = 0
     for i, row in enumerate(_rows([train_path, *options.extra], bad)):
+        if progress is not None:
+            progress.read += len(row.context) + len(row.response)
         if i % n_shards != shard_id:
             continue
         key = _context_key(row.context) if hard is not None else b""
@@ -219,8 +239,11 @@ class _EpochCache:
         (True, [1, 1, 1])
     """
 
-    def __init__(self, budget: int = EPOCH_CACHE_BYTES) -> None:
+    def __init__(
+        self, budget: int = EPOCH_CACHE_BYTES, progress: _PassProgress | None = None
+    ) -> None:
         self.budget = budget
+        self.progress = progress  # how much of the pass is read: projects its memory early
         self.complete = False
         self._rows: list[Example] | None = None
         self._bytes = 0
@@ -242,8 +265,11 @@ class _EpochCache:
     def _keep(self, example: Example) -> None:
         assert self._rows is not None
         self._bytes += _EXAMPLE_OVERHEAD_BYTES + sum(np.asarray(a).nbytes for a in example)
-        if self._bytes > self.budget:
-            log.info("training examples past %d MB: every pass streams", self.budget >> 20)
+        projected = self._bytes
+        if self.progress is not None and self.progress.fraction() >= _PROJECT_AFTER:
+            projected = int(self._bytes / self.progress.fraction())
+        if projected > self.budget:
+            log.info("training examples over %d MiB: every pass streams", self.budget >> 20)
             self.budget = 0  # too large: the memory stays flat instead
             self._rows = None
         else:
@@ -330,11 +356,14 @@ def train_dataset(
     hard = options.uses_hard_negatives
     signature = (ids, ids, ids, flag, flag) if hard else (ids, ids, flag)
     negatives = _HardNegatives.read(train_path, vocab, config, options) if hard else None
-    cache = _EpochCache(options.cache_bytes)
+    progress = _PassProgress(sum(p.stat().st_size for p in [train_path, *options.extra]))
+    cache = _EpochCache(options.cache_bytes, progress)
 
     def one_pass() -> Iterator[Example]:
         return cache.examples(
-            lambda: _encoded_rows(train_path, vocab, config, options, shard, bad, negatives)
+            lambda: _encoded_rows(
+                train_path, vocab, config, options, shard, bad, negatives, progress
+            )
         )
 
     widths: tuple[int | None, ...] = (None, None, *((None, None) if hard else ()), None)

@@ -132,3 +132,14 @@ def test_every_example_is_served_once_a_pass_without_bucketing():
 def test_an_empty_file_gives_no_batches():
     options = InputOptions(batch_size=2, shuffle_buffer=1)
     assert list(dataset._batches(lambda: iter([]), options, (None, None, None))) == []
+
+
+def test_a_pass_too_large_to_keep_is_found_out_early():
+    # 10 % of the files read and 1,000 bytes kept: the whole pass would take about
+    # 10,000 bytes, over the budget, so nothing more is kept from here on.
+    progress = dataset._PassProgress(total=1_000, read=100)
+    cache = dataset._EpochCache(budget=5_000, progress=progress)
+    example = (np.ones(150, np.int32),)  # 600 bytes + 400 of overhead
+    stream = lambda: iter([example] * 3)  # noqa: E731
+    assert len(list(cache.examples(stream))) == 3
+    assert cache._rows is None and not cache.complete and cache.budget == 0
