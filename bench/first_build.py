@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def build(out: Path, max_steps: int | None) -> tuple[float, dict]:
     """Builds into the empty folder ``out``; returns the wall seconds and the report."""
-    command = [str(Path(sys.executable).with_name("chatbot")), "demo", "--build-only"]
+    command = [sys.executable, "-m", "chatbot_cli", "demo", "--build-only"]
     command += ["--out", str(out)]
     command += ["--max-steps", str(max_steps)] if max_steps else []
     start = time.monotonic()

@@ -26,6 +26,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from chatbot.config import ModelConfig
+from chatbot.token_ids import pad_ids
 from chatbot.vocab import Vocab
 from training.errors import BadRowCounter
 from training.sources.udc_csv import TrainRow, read_train_rows
@@ -254,8 +255,7 @@ class _EpochCache:
         if self.complete and self._rows is not None:
             yield from self._rows
             return
-        keeping = self.budget > 0
-        self._rows, self._bytes = ([] if keeping else None), 0
+        self._rows, self._bytes = ([] if self.budget > 0 else None), 0
         for example in stream():
             if self._rows is not None:
                 self._keep(example)
@@ -286,13 +286,10 @@ def _padded_batch(examples: Sequence[Example], widths: Sequence[int | None]) -> 
     the longest in the batch), flags as a float32 vector."""
     columns: list[np.ndarray | np.float32] = []
     for column, width in zip(zip(*examples, strict=True), widths, strict=True):
-        if width is None and not isinstance(column[0], np.ndarray):
+        if isinstance(column[0], np.ndarray):
+            columns.append(pad_ids(column, width or max(len(ids) for ids in column)))
+        else:
             columns.append(np.asarray(column, np.float32))
-            continue
-        out = np.zeros((len(column), width or max(len(ids) for ids in column)), np.int32)
-        for row, ids in zip(out, column, strict=True):
-            row[: len(ids)] = ids
-        columns.append(out)
     return tuple(columns)
 
 
@@ -366,10 +363,13 @@ def train_dataset(
             )
         )
 
-    widths: tuple[int | None, ...] = (None, None, *((None, None) if hard else ()), None)
-    if not options.bucketing:
-        lengths = (config.max_context_tokens, config.max_response_tokens)
-        widths = (*lengths, *((config.max_response_tokens, None) if hard else ()), None)
+    # Bucketed batches are padded to their longest example, others to the model's lengths.
+    context, response = (
+        (None, None)
+        if options.bucketing
+        else (config.max_context_tokens, config.max_response_tokens)
+    )
+    widths = (context, response, *((response, None) if hard else ()), None)
     ds = tf.data.Dataset.from_generator(
         lambda: _batches(one_pass, options, widths), output_signature=signature
     )
