@@ -6,11 +6,15 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chatbot.artifact import load_artifact
 from chatbot.index import save_index
 from training.errors import BadRowCounter, DataError
 from training.responses import read_responses
+
+if TYPE_CHECKING:
+    from training.sentence_job import SentenceVectorJob
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,7 @@ def build_index(
     limit: int | None = None,
     bad: BadRowCounter | None = None,
     ann: bool | None = None,
+    sentence_job: SentenceVectorJob | None = None,
 ) -> IndexSummary:
     """Encodes the distinct responses of ``responses`` with the model at ``model_dir`` into
     an index at ``out`` (written atomically).
@@ -47,6 +52,9 @@ def build_index(
         limit: keep only the first ``limit`` distinct responses.
         bad: skips and counts malformed rows (default: the first one raises).
         ann: also write an approximate neural index (default: for large repositories).
+        sentence_job: the replies' sentence vectors, begun in the background
+            (:mod:`training.sentence_job`); set aside unless it encoded these replies with
+            the artifact's own sentence encoder.
 
     Raises:
         DataError: the file is malformed, or holds no response.
@@ -79,7 +87,10 @@ def build_index(
         log.info(
             "sentence vectors of %d responses (%s)", len(found), artifact.sentence_encoder.source
         )
-        sentence = artifact.sentence_encoder.encode(found.shown, progress=True)
+        if sentence_job is not None:
+            sentence = sentence_job.finish(found.shown, artifact.sentence_encoder)
+        if sentence is None:
+            sentence = artifact.sentence_encoder.encode(found.shown, progress=True)
     save_index(
         out,
         vectors,

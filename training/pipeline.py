@@ -21,21 +21,28 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Collection, Mapping
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from chatbot.config import ModelConfig
 from chatbot.vocab import Vocab
 from training.train_config import TrainConfig
+
+if TYPE_CHECKING:
+    from training.sentence_job import SentenceVectorJob
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +149,19 @@ class Paths:
     def csv(self, split: str) -> Path:
         return self.data / f"{split}.csv"
 
+    def output(self, step: str) -> Path:
+        """The file whose presence shows that ``step`` (any of :data:`STEPS` but the
+        evaluation, whose files are named after its test sets) is done."""
+        from chatbot.index import MANIFEST
+        from chatbot.sentence import SENTENCE_INFO
+
+        return {
+            "data": self.data / "summary.json",
+            "model": self.model / "manifest.json",
+            "semantic": self.model / SENTENCE_INFO,
+            "index": self.index / MANIFEST,
+        }[step]
+
 
 def make_vocab(train_csv: Path, config: ModelConfig) -> Vocab:
     """The model's vocabulary, built once and handed to both word2vec and training."""
@@ -169,8 +189,10 @@ def train_model(
     options: PipelineOptions,
     model_config: ModelConfig,
     train_config: Any,
+    while_training: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
 ) -> dict[str, Any]:
-    """Vocabulary, optional word vectors, training (a fresh run) and the hybrid weight."""
+    """Vocabulary, optional word vectors, training (a fresh run, within ``while_training``)
+    and the hybrid weight."""
     from training.hybrid import add_lexical
     from training.train import train
 
@@ -181,17 +203,18 @@ def train_model(
             paths.data / "sentences.txt", vocab, model_config, options.seed
         )
     shutil.rmtree(paths.workdir, ignore_errors=True)  # a fresh run, not a resumed one
-    result = train(
-        paths.csv("train"),
-        paths.csv("valid"),
-        paths.model,
-        model_config,
-        train_config,
-        workdir=paths.workdir,
-        embeddings=embeddings,
-        name=recipe.name,
-        vocab=vocab,
-    )
+    with while_training():
+        result = train(
+            paths.csv("train"),
+            paths.csv("valid"),
+            paths.model,
+            model_config,
+            train_config,
+            workdir=paths.workdir,
+            embeddings=embeddings,
+            name=recipe.name,
+            vocab=vocab,
+        )
     tuning: dict[str, Any] = {"lexical_weight": 0.0}
     if options.lexical:
         tuning = add_lexical(
@@ -278,7 +301,29 @@ def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
     Returns:
         The report, also written to ``out/report.json``.
     """
-    from chatbot.index import MANIFEST
+    with ExitStack() as stack:
+        return _run_steps(recipe, options, stack)
+
+
+def _sentence_job(
+    paths: Paths, options: PipelineOptions, stack: ExitStack
+) -> SentenceVectorJob | None:
+    """The background job that converts the sentence encoder and encodes the replies
+    (:mod:`training.sentence_job`), when the semantic part will be indexed."""
+    from training.sentence_job import SentenceVectorJob
+
+    if options.sentence is None or not options.lexical:
+        return None
+    steps = ("data", "model", "semantic", "index")
+    if all(step in options.reuse and paths.output(step).exists() for step in steps):
+        return None  # the index is kept as it is
+    work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chatbot-sentence-")))
+    job = SentenceVectorJob.start(options.sentence, work)
+    stack.callback(job.close)  # before the folder goes (callbacks run last in, first out)
+    return job
+
+
+def _run_steps(recipe: Recipe, options: PipelineOptions, stack: ExitStack) -> dict[str, Any]:
     from training.indexing import build_index
 
     start = time.monotonic()
@@ -286,6 +331,7 @@ def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
     model_config, train_config = _configs(recipe.preset, options)
     report: dict[str, Any] = {"recipe": recipe.name, "steps": {}}
     timings: dict[str, float] = {}
+    job = _sentence_job(paths, options, stack)
 
     def due(step: str, output: Path) -> bool:
         # An output is kept only while everything it was made from is kept too.
@@ -298,18 +344,25 @@ def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
         return True
 
     tick = time.monotonic()
-    if due("data", paths.data / "summary.json"):
+    build_data = due("data", paths.output("data"))
+    if build_data:
+        (paths.data / recipe.responses).unlink(missing_ok=True)  # the job waits for the new one
+    if job is not None:
+        job.encode(paths.data / recipe.responses, model_config.normalization)
+    if build_data:
         log.info("step 1/5: data (%s)", recipe.name)
         paths.data.mkdir(parents=True, exist_ok=True)
         summary = dict(recipe.build_data(paths.data, model_config, options.seed))
-        (paths.data / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    report["data"] = json.loads((paths.data / "summary.json").read_text())
+        paths.output("data").write_text(json.dumps(summary, indent=2) + "\n")
+    report["data"] = json.loads(paths.output("data").read_text())
     timings["data"] = time.monotonic() - tick
 
     tick = time.monotonic()
-    if due("model", paths.model / "manifest.json"):
+    if due("model", paths.output("model")):
         log.info("step 2/5: training the %s preset, then tuning the hybrid", recipe.preset)
-        report.update(train_model(paths, recipe, options, model_config, train_config))
+        # The training takes both cores: the background job waits meanwhile.
+        pause = job.paused if job is not None else contextlib.nullcontext
+        report.update(train_model(paths, recipe, options, model_config, train_config, pause))
         from chatbot.lite_export import export_lite
 
         log.info("converting the encoders for LiteRT (serving without TensorFlow)")
@@ -318,23 +371,26 @@ def run_pipeline(recipe: Recipe, options: PipelineOptions) -> dict[str, Any]:
 
     tick = time.monotonic()
     if options.sentence is not None and options.lexical:
-        from chatbot.sentence import SENTENCE_INFO
         from training.sentence import add_semantic
 
-        if due("semantic", paths.model / SENTENCE_INFO):
+        if due("semantic", paths.output("semantic")):
             log.info("step 3/5: the semantic part (%s)", options.sentence)
             report["semantic"] = add_semantic(
-                paths.model, options.sentence, recipe.valid_sets(paths.data), _pairs(paths, recipe)
+                paths.model,
+                options.sentence,
+                recipe.valid_sets(paths.data),
+                _pairs(paths, recipe),
+                converted=job.converted() if job is not None else None,
             )
     elif options.sentence is not None:
         log.warning("the semantic part is served beside the lexical one: left out with it")
     timings["semantic"] = time.monotonic() - tick
 
     tick = time.monotonic()
-    if due("index", paths.index / MANIFEST):
+    if due("index", paths.output("index")):
         log.info("step 4/5: encoding the response repository")
         report["index_responses"] = build_index(
-            paths.model, paths.data / recipe.responses, paths.index
+            paths.model, paths.data / recipe.responses, paths.index, sentence_job=job
         ).responses
         if options.lexical:
             from training.echo import tune_echo_cosine

@@ -61,6 +61,8 @@ def chitchat_recipe(
         splits, excluded = split_dialogues(dialogues, options.split)
         texts = TurnTexts(Normalizer(options.normalization))
         train = splits["train"]
+        # The repository first: the pipeline's background job encodes it meanwhile.
+        responses = write_repository(data / RESPONSES, train, texts, repository)
         positions = pair_positions(train)
         rng = random.Random(f"{seed}:chitchat-train")
         if len(positions) > examples:
@@ -70,7 +72,6 @@ def chitchat_recipe(
         rows = pairs + negatives
         rng.shuffle(rows)
         counts = write_dataset(data, splits, texts, options, train_rows=rows)
-        responses = write_repository(data / RESPONSES, splits["train"], texts, repository)
         return {
             "dialogues": {name: len(ds) for name, ds in splits.items()},
             "excluded": excluded,

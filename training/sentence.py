@@ -96,6 +96,11 @@ def resolve_source(choice: str) -> Path | None:
     return folder
 
 
+def source_dim(source: Path) -> int:
+    """The vector size of the sentence encoder in ``source`` (its ``hidden_size``)."""
+    return int(json.loads((source / "config.json").read_text())["hidden_size"])
+
+
 def convert_sentence_encoder(source: Path, out: Path, int8: bool = True) -> int:
     """Writes ``source``'s network as a LiteRT flatbuffer at ``out``; returns its vector size.
 
@@ -163,17 +168,25 @@ def convert_sentence_encoder(source: Path, out: Path, int8: bool = True) -> int:
     return width
 
 
-def export_sentence_encoder(model_dir: Path, source: Path, int8: bool = True) -> dict[str, Any]:
+def export_sentence_encoder(
+    model_dir: Path, source: Path, int8: bool = True, converted: Path | None = None
+) -> dict[str, Any]:
     """Adds ``source``'s sentence encoder to the artifact at ``model_dir`` (weights unchanged,
     so its version and indexes stay valid; a context adapter fitted to the encoder it
-    replaces is removed); returns its ``sentence.json``."""
+    replaces is removed); returns its ``sentence.json``.
+
+    ``converted``: ``source`` already converted (:func:`convert_sentence_encoder`, with the
+    same ``int8``), as :class:`training.sentence_job.SentenceVectorJob` does it beforehand.
+    """
     import tempfile
 
     from chatbot.artifact import rewrite_files
 
     with tempfile.TemporaryDirectory() as tmp:
-        flatbuffer = Path(tmp) / SENTENCE_MODEL
-        dim = convert_sentence_encoder(source, flatbuffer, int8)
+        flatbuffer = converted or Path(tmp) / SENTENCE_MODEL
+        if converted is None:
+            convert_sentence_encoder(source, flatbuffer, int8)
+        dim = source_dim(source)
         info = {
             "dim": dim,
             "max_tokens": MAX_TOKENS,
@@ -222,10 +235,12 @@ def add_semantic(
     source: Path,
     valid_sets: Mapping[str, Path],
     pairs: Path | None = None,
+    converted: Path | None = None,
 ) -> dict[str, Any]:
-    """Converts ``source`` into the artifact at ``model_dir``, fits its context adapter on
-    the training ``pairs`` when given (:mod:`training.sentence_adapter`), chooses its weight
-    on ``valid_sets`` (1-in-10 rows) and saves it in the config.
+    """Converts ``source`` into the artifact at ``model_dir`` (or takes it ``converted``
+    already), fits its context adapter on the training ``pairs`` when given
+    (:mod:`training.sentence_adapter`), chooses its weight on ``valid_sets`` (1-in-10 rows)
+    and saves it in the config.
 
     Returns:
         ``{"semantic_weight", "sentence", "sets", "grid"}``, and ``"adapter"`` with pairs.
@@ -233,8 +248,9 @@ def add_semantic(
     from chatbot.artifact import load_artifact, update_config
     from training.sentence_adapter import add_adapter
 
-    log.info("converting the sentence encoder in %s for LiteRT", source)
-    info = export_sentence_encoder(model_dir, source)
+    if converted is None:
+        log.info("converting the sentence encoder in %s for LiteRT", source)
+    info = export_sentence_encoder(model_dir, source, converted=converted)
     adapter = add_adapter(model_dir, pairs) if pairs is not None else None
     artifact = load_artifact(model_dir)
     scorer = artifact.scorer(jit_compile=False)

@@ -161,6 +161,10 @@ def build_ubuntu_data(
     out_dir.mkdir(parents=True, exist_ok=True)
     splits, excluded = split_dialogues((d for ds in dialogues.values() for d in ds), options.split)
     texts = TurnTexts(Normalizer(normalization))
+    # The repository first: the pipeline's background job encodes it meanwhile.
+    responses = write_repository(
+        out_dir / RESPONSES, splits["train"], texts, repository or RepositoryOptions()
+    )
     rows = list(dialogue_pairs(splits["train"], texts, options.max_turns))
     n_pairs = len(rows)
     n_negatives = 0
@@ -178,9 +182,6 @@ def build_ubuntu_data(
     counts = write_dataset(out_dir, splits, texts, build, train_rows=rows)
     _write_sentences(out_dir / "sentences.txt", splits["train"], texts, official_train)
     adapter_pairs = write_training_pairs(out_dir / PAIRS, splits["train"], options.seed)
-    responses = write_repository(
-        out_dir / RESPONSES, splits["train"], texts, repository or RepositoryOptions()
-    )
     summary = DataSummary(
         out_dir=out_dir,
         dialogues={name: len(ds) for name, ds in dialogues.items()},
