@@ -40,6 +40,7 @@ import os
 import queue
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.synchronize import Event, Lock
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,12 @@ def _worker(source: str, folder: str, int8: bool, channels: dict[str, Any]) -> N
 
     work = Path(folder)
     try:
-        convert_sentence_encoder(Path(source), work / SENTENCE_MODEL, int8)
+        # In a process of its own: TensorFlow and the converter take about 2 GB, which this
+        # process would otherwise hold until the index step; LiteRT alone takes a tenth.
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as converter:
+            args = (Path(source), work / SENTENCE_MODEL, int8)
+            converter.submit(convert_sentence_encoder, *args).result()
         (work / SENTENCE_TOKENIZER).write_bytes((Path(source) / "tokenizer.json").read_bytes())
         outbox.put(("converted", None))
         request = inbox.get()
@@ -181,7 +187,7 @@ class SentenceVectorJob:
             target=_worker,
             name="sentence-vectors",
             args=(str(source), str(work), int8, channels),
-            daemon=True,
+            daemon=False,  # it starts the converter's process; close() always stops it
         )
         process.start()
         log.info("sentence vectors: converting %s in the background (pid %d)", source, process.pid)
