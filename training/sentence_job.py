@@ -153,13 +153,12 @@ class SentenceVectorJob:
     Args:
         process: the worker.
         work: its folder (the converted encoder, the vectors).
-        int8: whether it converts with int8 weights.
+        channels: the queues, counters and events it shares with the worker.
     """
 
-    def __init__(self, process: Any, work: Path, int8: bool, channels: dict[str, Any]) -> None:
+    def __init__(self, process: Any, work: Path, channels: dict[str, Any]) -> None:
         self._process = process
         self._work = work
-        self._int8 = int8
         self._inbox, self._outbox = channels["inbox"], channels["outbox"]
         self._bounds, self._lock = channels["bounds"], channels["lock"]
         self._running, self._stop = channels["running"], channels["stop"]
@@ -191,7 +190,7 @@ class SentenceVectorJob:
         )
         process.start()
         log.info("sentence vectors: converting %s in the background (pid %d)", source, process.pid)
-        return cls(process, work, int8, channels)
+        return cls(process, work, channels)
 
     def encode(self, responses: Path, normalization: str) -> None:
         """Encodes the distinct replies of ``responses`` (as
