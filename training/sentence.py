@@ -96,13 +96,21 @@ def resolve_source(choice: str) -> Path | None:
     return folder
 
 
-def source_dim(source: Path) -> int:
-    """The vector size of the sentence encoder in ``source`` (its ``hidden_size``)."""
-    return int(json.loads((source / "config.json").read_text())["hidden_size"])
+def sentence_info(source: Path, int8: bool = True) -> dict[str, Any]:
+    """The ``sentence.json`` of ``source``'s encoder converted with ``int8`` weights or not:
+    its vector size (``hidden_size``), the token caps and turns read, where it came from."""
+    return {
+        "dim": int(json.loads((source / "config.json").read_text())["hidden_size"]),
+        "max_tokens": MAX_TOKENS,
+        "context_tokens": CONTEXT_TOKENS,
+        "context_turns": CONTEXT_TURNS,
+        "source": source.parent.name if source.name == PACKAGE_FOLDER else source.name,
+        "weights": "int8 dynamic range" if int8 else "float32",
+    }
 
 
-def convert_sentence_encoder(source: Path, out: Path, int8: bool = True) -> int:
-    """Writes ``source``'s network as a LiteRT flatbuffer at ``out``; returns its vector size.
+def convert_sentence_encoder(source: Path, out: Path, int8: bool = True) -> None:
+    """Writes ``source``'s network as a LiteRT flatbuffer at ``out``.
 
     Raises:
         FileNotFoundError: ``source`` lacks one of its files.
@@ -165,7 +173,6 @@ def convert_sentence_encoder(source: Path, out: Path, int8: bool = True) -> int:
     if int8:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     out.write_bytes(converter.convert())
-    return width
 
 
 def export_sentence_encoder(
@@ -186,15 +193,7 @@ def export_sentence_encoder(
         flatbuffer = converted or Path(tmp) / SENTENCE_MODEL
         if converted is None:
             convert_sentence_encoder(source, flatbuffer, int8)
-        dim = source_dim(source)
-        info = {
-            "dim": dim,
-            "max_tokens": MAX_TOKENS,
-            "context_tokens": CONTEXT_TOKENS,
-            "context_turns": CONTEXT_TURNS,
-            "source": source.parent.name if source.name == PACKAGE_FOLDER else source.name,
-            "weights": "int8 dynamic range" if int8 else "float32",
-        }
+        info = sentence_info(source, int8)
         tokenizer = (source / "tokenizer.json").read_text()
         rewrite_files(
             model_dir,

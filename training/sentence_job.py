@@ -48,10 +48,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from chatbot.files import sha256_file
 from chatbot.sentence import (
-    CONTEXT_TOKENS,
-    CONTEXT_TURNS,
-    MAX_TOKENS,
     SENTENCE_MODEL,
     SENTENCE_TOKENIZER,
     SentenceEncoder,
@@ -65,11 +63,13 @@ log = logging.getLogger(__name__)
 CHUNK = 16
 # The job gives way to the pipeline's own work whenever both want a core.
 NICENESS = 10
-# How long to wait for a conversion that should take about 10 s, before setting the job aside.
-CONVERT_TIMEOUT_S = 600
+# How long to wait for a message the job sends within seconds of its start (the conversion
+# takes about 10 s, reading the texts a few more), before setting it aside.
+MESSAGE_TIMEOUT_S = 600
 # How often the job looks for the repository file while the data build writes it.
 WAIT_S = 0.5
 _VECTORS = "vectors.npy"
+_ORDER = "order.npy"
 
 
 def _digest(texts: Sequence[str]) -> str:
@@ -80,15 +80,6 @@ def _digest(texts: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _encoder(folder: Path, dim: int) -> SentenceEncoder:
-    info = {"dim": dim, "max_tokens": MAX_TOKENS, "context_tokens": CONTEXT_TOKENS}
-    return SentenceEncoder(folder, {**info, "context_turns": CONTEXT_TURNS, "source": "job"})
-
-
 def _worker(source: str, folder: str, int8: bool, channels: dict[str, Any]) -> None:
     """The job's process: convert, then encode claimed chunks from the low end."""
     os.nice(NICENESS)
@@ -97,7 +88,7 @@ def _worker(source: str, folder: str, int8: bool, channels: dict[str, Any]) -> N
     running: Event = channels["running"]
     stop: Event = channels["stop"]
     from training.responses import read_responses
-    from training.sentence import convert_sentence_encoder, source_dim
+    from training.sentence import convert_sentence_encoder, sentence_info
 
     work = Path(folder)
     try:
@@ -119,9 +110,10 @@ def _worker(source: str, folder: str, int8: bool, channels: dict[str, Any]) -> N
         from chatbot.text import Normalizer
 
         texts = read_responses(responses, "auto", Normalizer(normalization)).shown
-        encoder = _encoder(work, source_dim(Path(source)))
+        encoder = SentenceEncoder(work, sentence_info(Path(source), int8))
         ids = encoder.reply_ids(texts)
         order = shortest_first(ids)
+        np.save(work / _ORDER, np.asarray(order, dtype=np.int64))  # the index step's too
         vectors = np.lib.format.open_memmap(
             work / _VECTORS, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dim)
         )
@@ -242,7 +234,7 @@ class SentenceVectorJob:
     def converted(self) -> Path | None:
         """The converted encoder (waiting for it), or ``None`` when the job failed."""
         if self._converted is None:
-            self._converted = self._receive("converted", CONVERT_TIMEOUT_S) is not None
+            self._converted = self._receive("converted", MESSAGE_TIMEOUT_S) is not None
         return self._work / SENTENCE_MODEL if self._converted else None
 
     def finish(self, texts: Sequence[str], encoder: SentenceEncoder) -> np.ndarray | None:
@@ -250,15 +242,14 @@ class SentenceVectorJob:
         from the other end. ``None`` (nothing done here) when the job failed, or encoded
         other texts or with another file than ``encoder``'s."""
         converted = self.converted()
-        if converted is None or _file_sha256(converted) != _file_sha256(encoder.model_file):
+        if converted is None or sha256_file(converted) != sha256_file(encoder.model_file):
             return None
         if self._texts is None:
-            self._texts = self._receive("texts", CONVERT_TIMEOUT_S)
+            self._texts = self._receive("texts", MESSAGE_TIMEOUT_S)
         if self._texts != (len(texts), _digest(texts)):
             return None
         self._running.set()
-        ids = encoder.reply_ids(texts)
-        order = shortest_first(ids)
+        order = np.load(self._work / _ORDER)  # the job's; only the claimed texts are tokenised
         vectors = np.empty((len(texts), encoder.dim), dtype=np.float32)
         mine: list[int] = []
         run = encoder.runner()
@@ -272,9 +263,11 @@ class SentenceVectorJob:
                 bar.refresh()
                 if start >= high:
                     break
-                for k in range(start, high):
-                    vectors[order[k]] = encoder.encode_ids(run, ids[order[k]])
-                    mine.append(order[k])
+                claimed = order[start:high].tolist()
+                claimed_ids = encoder.reply_ids([texts[i] for i in claimed])
+                for i, ids in zip(claimed, claimed_ids, strict=True):
+                    vectors[i] = encoder.encode_ids(run, ids)
+                mine.extend(claimed)
         if self._receive("done", None) is None:
             return None
         theirs = np.load(self._work / _VECTORS, mmap_mode="r")
