@@ -243,12 +243,14 @@ def main() -> None:
             variants = {"before": rebuilt(served, index=full, backend=exact_search), **variants}
         for ranker in variants.values():
             ranker.warm_up(max(args.batches))
-        print(f"(exact top-10 of {args.recall_queries} queries by brute force ...)", flush=True)
-        exact = exact_top(served, queries[: args.recall_queries])
-        recalls = {
-            name: recall_of_exact(ranker, queries[: args.recall_queries], exact, corpus.origins)
-            for name, ranker in variants.items()
-        }
+        recalls: dict[str, tuple[float, float] | None] = dict.fromkeys(variants)
+        if args.recall_queries > 0:  # 0: times only
+            print(f"(exact top-10 of {args.recall_queries} queries by brute force ...)", flush=True)
+            exact = exact_top(served, queries[: args.recall_queries])
+            recalls = {
+                name: recall_of_exact(ranker, queries[: args.recall_queries], exact, corpus.origins)
+                for name, ranker in variants.items()
+            }
         for batch in args.batches:
             calls = args.calls if batch == 1 else max(5, args.calls // 4)
             base = None

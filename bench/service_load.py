@@ -27,7 +27,10 @@ its processes added up (shared pages, such as the memory-mapped index, count onc
 and, for reference, their RSS added up. With ``wrk`` each round also says how its
 connections were spread over the worker processes (from ``ss``, mid-phase): a keep-alive
 connection stays with the worker that accepted it, and that spread moves the 32-client
-figures more than most code changes do (docs/performance.md).
+figures more than most code changes do (docs/performance.md). Each round also gives the
+server's CPU a request (all its processes' CPU time over the requests answered). The
+32-client goal line sets it beside what the 4x goal allows on this machine's cores
+(``1000 x cores / (4 x the 1-client rate)``): throughput cannot pass cores over that cost.
 
 Goals (issue 8; 2 cores, hybrid, 1M): 1 client p99 <= 60 ms; 32 clients without errors,
 p99 <= 500 ms and >= 4x the 1-client throughput; all server processes <= 2.5 GB.
@@ -106,10 +109,30 @@ def get(url: str, timeout: float = 10) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (and its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def tree_pids(pid: int) -> list[int]:
+    """A process and all its descendants (those alive now)."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:  # gone meanwhile
+            continue
+        found.append(p)
+    return found
+
+
+def tree_cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes (all their threads), from /proc."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def taskset(cpus: str | None) -> list[str]:
@@ -119,17 +142,13 @@ def taskset(cpus: str | None) -> list[str]:
 def tree_memory_mb(pid: int) -> tuple[float, float]:
     """(PSS, RSS) of a process and all its descendants added up, in MiB."""
     pss = rss = 0.0
-    todo = [pid]
-    while todo:
-        p = todo.pop()
+    for p in tree_pids(pid):
         try:
             for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
                 name, _, value = line.partition(":")
                 if name in ("Pss", "Rss"):
                     kb = float(value.split()[0])
                     pss, rss = (pss + kb, rss) if name == "Pss" else (pss, rss + kb)
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
         except OSError:  # gone meanwhile
             continue
     return pss / 1024, rss / 1024
@@ -221,6 +240,7 @@ class Phase:
     p50_ms: float
     p99_ms: float
     client_cpu_s: float
+    server_cpu_s: float = 0.0  # all server processes' CPU time during the phase
     # How the clients' connections were spread over the server's processes, mid-phase
     # ("16/16"): with keep-alive clients each worker serves the connections it accepted.
     spread: str = ""
@@ -343,7 +363,10 @@ def run_variant(args, n: int, variant: str, bodies_file: Path, bodies: list[dict
             runs = []
             for r in range(args.rounds):
                 before = server.counters()
+                pids = tree_pids(server.process.pid)
+                cpu_before = tree_cpu_s(pids)
                 result = phase(clients, args.seconds)
+                result.server_cpu_s = tree_cpu_s(pids) - cpu_before
                 after = server.counters()
                 delta = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in after}
                 runs.append((result, delta))
@@ -353,10 +376,16 @@ def run_variant(args, n: int, variant: str, bodies_file: Path, bodies: list[dict
             result, _ = runs[len(runs) // 2]
             pss, rss = tree_memory_mb(server.process.pid)
             rows.append((n, variant, clients, result.ok, len(result.errors), result.p50_ms,
-                         result.p99_ms, result.ok / result.wall_s, pss, rss))  # fmt: skip
+                         result.p99_ms, result.ok / result.wall_s, pss, rss,
+                         core_ms(result)))  # fmt: skip
     finally:
         server.stop()
     return rows
+
+
+def core_ms(result: Phase) -> float:
+    """The server's CPU milliseconds per answered request in a phase (all its processes)."""
+    return 1000 * result.server_cpu_s / max(result.ok, 1)
 
 
 def report(n: int, variant: str, clients: int, r: int, result: Phase, delta: dict) -> None:
@@ -370,7 +399,8 @@ def report(n: int, variant: str, clients: int, r: int, result: Phase, delta: dic
     print(
         f"  round {r} {variant:<18} {clients:>2} clients: {result.ok} ok in {result.wall_s:.1f} s "
         f"= {result.ok / result.wall_s:.1f} req/s; p50 {result.p50_ms:.1f} ms, p99 "
-        f"{result.p99_ms:.1f} ms | {delta['calls']:.0f} model calls, mean batch "
+        f"{result.p99_ms:.1f} ms | server CPU {result.server_cpu_s / result.wall_s:.2f} cores, "
+        f"{core_ms(result):.1f} core-ms a request | {delta['calls']:.0f} model calls, mean batch "
         f"{delta['contexts'] / calls:.1f}; mean ms per stage: {stages}"
         + f" | over {1000 * SLOW_S:.0f} ms in the handler: "
         f"{delta['answered'] - delta['answered fast']:.0f} requests, "
@@ -437,13 +467,17 @@ def main() -> None:
         f"{', the faster middle one' if args.rounds % 2 == 0 else ''})"
     )
     print(f"{'N':>9} {'variant':>18} {'clients':>7} {'ok':>6} {'err':>4} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'req/s':>7} {'PSS MiB':>8} {'RSS MiB':>8}")  # fmt: skip
-    for n, variant, clients, ok, err, p50, p99, rate, pss, rss in rows:
+          f"{'p99 ms':>8} {'req/s':>7} {'PSS MiB':>8} {'RSS MiB':>8} "
+          f"{'core-ms/req':>11}")  # fmt: skip
+    for n, variant, clients, ok, err, p50, p99, rate, pss, rss, cost in rows:
         print(f"{n:>9,} {variant:>18} {clients:>7} {ok:>6} {err:>4} {p50:>8.1f} {p99:>8.1f} "
-              f"{rate:>7.1f} {pss:>8,.0f} {rss:>8,.0f}")  # fmt: skip
-    by_cell = {(n, v, c): (err, p99, rate, pss) for n, v, c, _, err, _, p99, rate, pss, _ in rows}
+              f"{rate:>7.1f} {pss:>8,.0f} {rss:>8,.0f} {cost:>11.1f}")  # fmt: skip
+    by_cell = {
+        (n, v, c): (err, p99, rate, pss, cost)
+        for n, v, c, _, err, _, p99, rate, pss, _, cost in rows
+    }
     hi = max(args.clients)
-    for (n, variant, clients), (err, p99, rate, pss) in by_cell.items():
+    for (n, variant, clients), (err, p99, rate, pss, cost) in by_cell.items():
         if not variant.startswith("hybrid"):
             continue
         # The goal is in GB (10^9 bytes); PSS is read in MiB.
@@ -455,8 +489,14 @@ def main() -> None:
             goals.append(f"errors {err} (0)")
             goals.append(f"p99 {p99:.1f} ms (<= {GOAL_P99_32_MS:g})")
         if clients == hi and clients > 1 and (n, variant, 1) in by_cell:
-            scaling = rate / by_cell[(n, variant, 1)][2]
-            goals.append(f"throughput {scaling:.2f}x one client (>= {GOAL_SCALING:g}x)")
+            one_rate = by_cell[(n, variant, 1)][2]
+            goals.append(f"throughput {rate / one_rate:.2f}x one client (>= {GOAL_SCALING:g}x)")
+            # Throughput is at most the cores over the CPU a request costs under this load:
+            # what the goal asks a request to cost, beside what it cost.
+            goals.append(
+                f"CPU a request {cost:.1f} core-ms; {GOAL_SCALING:g}x on {os.cpu_count()} cores "
+                f"needs <= {1000 * (os.cpu_count() or 1) / (GOAL_SCALING * one_rate):.1f}"
+            )
         print(f"goals N={n:,} {variant} {clients} clients: " + "; ".join(goals))
 
 
