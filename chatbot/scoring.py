@@ -462,6 +462,8 @@ class Scorer:
                 turn for the semantic echo rule); the normalised turns when not given.
         """
         times = times if times is not None else StageTimes()
+        if not contexts:  # nothing to encode: the encoders' shapes need at least one text
+            return []
         if self.is_hybrid or self.has_semantic:
             return self._rank_hybrid(contexts, last_turns, repository, backend, k, times, raw_turns)
         with times.stage("encode"):

@@ -294,6 +294,14 @@ def test_a_ranking_with_the_semantic_part_matches_brute_force(semantic, depth: i
             np.testing.assert_allclose(exact[i, ids], exact[i, best], rtol=1e-5, atol=1e-5)
 
 
+def test_a_ranking_of_no_contexts_is_empty(semantic) -> None:
+    artifact, index, sentences = semantic
+    scorer = Scorer(
+        artifact.encoder(), artifact.lexical, WEIGHT, sentence=sentences, semantic_weight=5.0
+    )
+    assert scorer.rank([], [], index, make_backend("numpy", index.vectors), 5) == []
+
+
 def test_the_semantic_part_reads_the_raw_turns_when_given(semantic) -> None:
     artifact, index, sentences = semantic
     scorer = Scorer(
