@@ -165,6 +165,8 @@ class Server:
             "OMP_WAIT_POLICY": "PASSIVE",
             "TF_CPP_MIN_LOG_LEVEL": "2",
         }
+        if args.max_batch_size is not None:
+            env["CHATBOT_MAX_BATCH_SIZE"] = str(args.max_batch_size)
         command = [
             *taskset(args.server_cpus), sys.executable, "-m", "chatbot_cli", "serve",
             "--model", str(model), "--index", str(index), "--port", str(port),
@@ -427,6 +429,12 @@ def main() -> None:
     parser.add_argument("--client", choices=["wrk", "httpx"], default=None, help="default: wrk")
     parser.add_argument("--server-cpus", default=None, help="taskset -c list for the server")
     parser.add_argument("--client-cpus", default=None, help="taskset -c list for wrk")
+    parser.add_argument(
+        "--max-batch-size",
+        type=int,
+        default=None,
+        help="the server's CHATBOT_MAX_BATCH_SIZE (default: the service's own default)",
+    )
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--ready-timeout", type=float, default=600.0)

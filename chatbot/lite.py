@@ -34,8 +34,9 @@ from chatbot.vocab import Vocab
 
 LITE_MODEL = "encoder.tflite"
 LITE_INFO = "encoder_lite.json"
-# Powers of two up to the service's largest micro-batch (Settings.max_batch_size, 64):
-# a batch is padded to the next one (chatbot.token_ids.padded_batch), a larger call is cut.
+# Powers of two up to 64, the largest micro-batch a service may be set to take (it takes 8
+# by default): a batch is padded to the next one (chatbot.token_ids.padded_batch), a larger
+# call is cut.
 LITE_BATCHES = (1, 2, 4, 8, 16, 32, 64)
 SIDES = ("contexts", "responses")
 # Where a served model's encoders run (chatbot.ranker.serving_runtime): LiteRT when the

@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# The most contexts one model call takes. Under 32 clients on two workers, batches average
+# about 8 whatever the cap. A larger cap only lets the odd batch of 12-17 form, and a
+# request that waits for one of those, then for its own, makes the tail. At 1M responses
+# (hybrid model) the p99 was at most 500 ms in 14 of 18 rounds with a cap of 8 and in 2 of
+# 15 with 64, and requests a second were 7-8 % more. At 100k, and for a neural-only index
+# at 1M, the throughput did not drop either (docs/performance.md, stop 26).
+MAX_BATCH_SIZE = 8
+
 
 @dataclass
 class _Job:
@@ -61,7 +69,7 @@ class MicroBatcher:
         *,
         batching: bool = True,
         window_s: float = 0.002,
-        max_batch_size: int = 64,
+        max_batch_size: int = MAX_BATCH_SIZE,
         on_batch: Callable[[int], None] = lambda size: None,
         on_model_time: Callable[[float], None] = lambda seconds: None,
         on_stage_times: Callable[[dict[str, float]], None] = lambda seconds: None,

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chatbot.search import BACKENDS
 from chatbot.store.database import DEFAULT_URL
+from service.batching import MAX_BATCH_SIZE
 from service.schemas import MAX_CANDIDATES, MAX_CHARS, MAX_K, MAX_TURNS
 
 
@@ -108,7 +109,9 @@ class Settings(BaseSettings):
         default=True, description="gather concurrent requests into one model call"
     )
     batch_window_ms: float = Field(default=2.0, ge=0, description="how long a batch waits to fill")
-    max_batch_size: int = Field(default=64, ge=1)
+    max_batch_size: int = Field(
+        default=MAX_BATCH_SIZE, ge=1, description="the most contexts one model call takes"
+    )
 
     # The embeddable widget posts from other sites' pages; no cookies are involved, so "*" is safe.
     cors_origins: list[str] = ["*"]
