@@ -29,7 +29,7 @@ connections were spread over the worker processes (from ``ss``, mid-phase): a ke
 connection stays with the worker that accepted it, and that spread moves the 32-client
 figures more than most code changes do (docs/performance.md). Each round also gives the
 server's CPU a request (all its processes' CPU time over the requests answered). The
-32-client goal line sets it beside what the 4x goal allows on this machine's cores
+32-client goal line sets it beside what the 4x goal allows on the cores the server may use
 (``1000 x cores / (4 x the 1-client rate)``): throughput cannot pass cores over that cost.
 
 Goals (issue 8; 2 cores, hybrid, 1M): 1 client p99 <= 60 ms; 32 clients without errors,
@@ -332,7 +332,24 @@ def drive_httpx(url: str, bodies: list[dict], clients: int, seconds: float) -> P
     return Phase(len(ms), errors, wall, float(p50), float(p99), time.process_time() - before)
 
 
-def run_variant(args, n: int, variant: str, bodies_file: Path, bodies: list[dict]) -> list[tuple]:
+@dataclass(frozen=True)
+class Cell:
+    """One line of the summary: a (size, variant, clients) cell's median round."""
+
+    n: int
+    variant: str
+    clients: int
+    phase: Phase
+    pss_mib: float
+    rss_mib: float
+    cores: int  # the cores the server may run on
+
+    @property
+    def rate(self) -> float:
+        return self.phase.ok / self.phase.wall_s
+
+
+def run_variant(args, n: int, variant: str, bodies_file: Path, bodies: list[dict]) -> list[Cell]:
     kind, _, rest = variant.partition(":")
     workers_text, _, runtime = rest.partition(":")
     workers = int(workers_text or 1)
@@ -346,9 +363,10 @@ def run_variant(args, n: int, variant: str, bodies_file: Path, bodies: list[dict
     script = args.workdir / "respond.lua"
     script.write_text(WRK_SCRIPT)
     server = Server(model, index, workers, args.port, args, runtime or "auto")
-    rows = []
+    rows: list[Cell] = []
     try:
         ready = server.wait_ready(args.ready_timeout)
+        cores = len(os.sched_getaffinity(server.process.pid))  # --server-cpus, or ours
         pss, rss = tree_memory_mb(server.process.pid)
         print(f"\nN={n:,} {variant}: ready in {ready:.1f} s; memory PSS {pss:,.0f} MiB "
               f"(RSS {rss:,.0f} MiB)", flush=True)  # fmt: skip
@@ -377,9 +395,7 @@ def run_variant(args, n: int, variant: str, bodies_file: Path, bodies: list[dict
             # The median round by throughput; of an even count, the faster middle one.
             result, _ = runs[len(runs) // 2]
             pss, rss = tree_memory_mb(server.process.pid)
-            rows.append((n, variant, clients, result.ok, len(result.errors), result.p50_ms,
-                         result.p99_ms, result.ok / result.wall_s, pss, rss,
-                         core_ms(result)))  # fmt: skip
+            rows.append(Cell(n, variant, clients, result, pss, rss, cores))
     finally:
         server.stop()
     return rows
@@ -477,35 +493,34 @@ def main() -> None:
     print(f"{'N':>9} {'variant':>18} {'clients':>7} {'ok':>6} {'err':>4} {'p50 ms':>8} "
           f"{'p99 ms':>8} {'req/s':>7} {'PSS MiB':>8} {'RSS MiB':>8} "
           f"{'core-ms/req':>11}")  # fmt: skip
-    for n, variant, clients, ok, err, p50, p99, rate, pss, rss, cost in rows:
-        print(f"{n:>9,} {variant:>18} {clients:>7} {ok:>6} {err:>4} {p50:>8.1f} {p99:>8.1f} "
-              f"{rate:>7.1f} {pss:>8,.0f} {rss:>8,.0f} {cost:>11.1f}")  # fmt: skip
-    by_cell = {
-        (n, v, c): (err, p99, rate, pss, cost)
-        for n, v, c, _, err, _, p99, rate, pss, _, cost in rows
-    }
+    for c in rows:
+        print(f"{c.n:>9,} {c.variant:>18} {c.clients:>7} {c.phase.ok:>6} "
+              f"{len(c.phase.errors):>4} {c.phase.p50_ms:>8.1f} {c.phase.p99_ms:>8.1f} "
+              f"{c.rate:>7.1f} {c.pss_mib:>8,.0f} {c.rss_mib:>8,.0f} "
+              f"{core_ms(c.phase):>11.1f}")  # fmt: skip
+    by_cell = {(c.n, c.variant, c.clients): c for c in rows}
     hi = max(args.clients)
-    for (n, variant, clients), (err, p99, rate, pss, cost) in by_cell.items():
-        if not variant.startswith("hybrid"):
+    for c in rows:
+        if not c.variant.startswith("hybrid"):
             continue
         # The goal is in GB (10^9 bytes); PSS is read in MiB.
-        goals = [f"memory {pss * 2**20 / 1e9:.2f} GB = {pss / 1024:.2f} GiB "
+        goals = [f"memory {c.pss_mib * 2**20 / 1e9:.2f} GB = {c.pss_mib / 1024:.2f} GiB "
                  f"(<= {GOAL_MEMORY_GB} GB)"]  # fmt: skip
-        if clients == 1:
-            goals.append(f"p99 {p99:.1f} ms (<= {GOAL_P99_1_MS:g})")
+        if c.clients == 1:
+            goals.append(f"p99 {c.phase.p99_ms:.1f} ms (<= {GOAL_P99_1_MS:g})")
         else:
-            goals.append(f"errors {err} (0)")
-            goals.append(f"p99 {p99:.1f} ms (<= {GOAL_P99_32_MS:g})")
-        if clients == hi and clients > 1 and (n, variant, 1) in by_cell:
-            one_rate = by_cell[(n, variant, 1)][2]
-            goals.append(f"throughput {rate / one_rate:.2f}x one client (>= {GOAL_SCALING:g}x)")
+            goals.append(f"errors {len(c.phase.errors)} (0)")
+            goals.append(f"p99 {c.phase.p99_ms:.1f} ms (<= {GOAL_P99_32_MS:g})")
+        one = by_cell.get((c.n, c.variant, 1))
+        if c.clients == hi and c.clients > 1 and one is not None:
+            goals.append(f"throughput {c.rate / one.rate:.2f}x one client (>= {GOAL_SCALING:g}x)")
             # Throughput is at most the cores over the CPU a request costs under this load:
             # what the goal asks a request to cost, beside what it cost.
             goals.append(
-                f"CPU a request {cost:.1f} core-ms; {GOAL_SCALING:g}x on {os.cpu_count()} cores "
-                f"needs <= {1000 * (os.cpu_count() or 1) / (GOAL_SCALING * one_rate):.1f}"
+                f"CPU a request {core_ms(c.phase):.1f} core-ms; {GOAL_SCALING:g}x on {c.cores} "
+                f"cores needs <= {1000 * c.cores / (GOAL_SCALING * one.rate):.1f}"
             )
-        print(f"goals N={n:,} {variant} {clients} clients: " + "; ".join(goals))
+        print(f"goals N={c.n:,} {c.variant} {c.clients} clients: " + "; ".join(goals))
 
 
 if __name__ == "__main__":
